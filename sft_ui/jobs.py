@@ -1,0 +1,349 @@
+"""JobManager: creates jobs, queues them FIFO, runs each in a worker process watched by a thread."""
+
+from __future__ import annotations
+
+import collections
+import json
+import logging
+import os
+import signal
+import subprocess
+import sys
+import threading
+import time
+from datetime import datetime, timezone
+from pathlib import Path
+from typing import Any
+
+from sft_ui import jobdir, settings
+from sft_ui.config import SFTConfig, parse_config
+from sft_ui.store import Store, new_id
+
+log = logging.getLogger(__name__)
+
+STATUSES = ("pending", "running", "completed", "failed", "stopped")
+ACTIVE = ("pending", "running")
+INTERRUPTED = "interrupted: the server stopped while it ran"
+
+
+class NotFoundError(LookupError):
+    """An unknown job or config id."""
+
+
+class StateError(ValueError):
+    """An operation the job's status does not allow (e.g. stopping a finished job)."""
+
+
+def now_iso() -> str:
+    """The current time, ISO 8601 UTC."""
+    return datetime.now(timezone.utc).isoformat(timespec="seconds").replace("+00:00", "Z")
+
+
+class _Run:
+    """One running job as its supervisor thread sees it."""
+
+    def __init__(self, job_id: str, job_dir: Path) -> None:
+        self.job_id = job_id
+        self.job_dir = job_dir
+        self.process: subprocess.Popen[bytes] | None = None
+        self.stop_requested = threading.Event()
+        self.live: dict[str, Any] = {}  # the worker's latest status.json
+        self.done = threading.Event()
+
+
+class JobManager:
+    """The one service behind the REST API, the Gradio API and the UI."""
+
+    def __init__(self, data_dir: Path | None = None, max_concurrent_jobs: int | None = None) -> None:
+        self._data_dir_arg = data_dir
+        self._max_arg = max_concurrent_jobs
+        self._lock = threading.RLock()
+        self._store: Store | None = None
+        self._queue: collections.deque[str] = collections.deque()
+        self._runs: dict[str, _Run] = {}
+        self.data_dir = Path()
+        self.cache_dir = Path()
+        self.max_concurrent_jobs = 1
+
+    # --- start-up: the data dir is read on first use, not at import ---
+    @property
+    def store(self) -> Store:
+        with self._lock:
+            if self._store is None:
+                self.data_dir = Path(self._data_dir_arg or settings.data_dir()).resolve()
+                self.cache_dir = settings.cache_dir(self.data_dir)
+                self.max_concurrent_jobs = self._max_arg or settings.max_concurrent_jobs()
+                self.data_dir.mkdir(parents=True, exist_ok=True)
+                self._store = Store(self.data_dir / "sft_ui.json")
+                self._recover()
+            return self._store
+
+    def _recover(self) -> None:
+        """Jobs left running by a dead server fail; jobs that were queued queue again."""
+        assert self._store is not None
+        for record in self._store.list_jobs():
+            if record["status"] == "running":
+                _kill_orphan(record)
+                self._store.update_job(record["job_id"], {"status": "failed", "error": INTERRUPTED,
+                                                          "finished_at": now_iso()})
+            elif record["status"] == "pending" and record.get("queued_at"):
+                self._queue.append(record["job_id"])
+        self._schedule()
+
+    # --- jobs ---
+    def create_job(self, config: SFTConfig | dict[str, Any]) -> str:
+        """Validate `config`, record a pending job and make its directory; returns the job id."""
+        cfg = parse_config(config)
+        job_id = new_id()
+        job_dir = settings.resolve_inside(self.store_root(), cfg.output_dir, "output_dir") / job_id
+        job_dir.mkdir(parents=True, exist_ok=False)
+        dumped = cfg.model_dump()
+        (job_dir / jobdir.CONFIG).write_text(json.dumps(dumped, indent=2), encoding="utf-8")
+        self.store.insert_job({
+            "job_id": job_id, "name": cfg.display_name, "status": "pending", "created_at": now_iso(),
+            "started_at": None, "finished_at": None, "queued_at": None, "config": dumped,
+            "job_dir": str(job_dir), "progress": {"step": 0, "total_steps": cfg.max_steps, "epoch": 0.0,
+                                                  "eta_seconds": None},
+            "metrics": {}, "phase": None, "error": None, "result": None,
+        })
+        return job_id
+
+    def store_root(self) -> Path:
+        """The data root that job paths resolve under."""
+        _ = self.store
+        return self.data_dir
+
+    def start_job(self, job_id: str) -> dict[str, Any]:
+        """Queue a pending job; it runs as soon as a slot is free. Returns its status."""
+        with self._lock:
+            record = self._get(job_id)
+            if record["status"] != "pending":
+                raise StateError(f"job {job_id} is {record['status']}; only a pending job can be started")
+            if job_id not in self._queue and job_id not in self._runs:
+                self.store.update_job(job_id, {"queued_at": now_iso()})
+                self._queue.append(job_id)
+                self._schedule()
+        return self.get_job_status(job_id)
+
+    def get_job_status(self, job_id: str) -> dict[str, Any]:
+        """The job record, with live progress while it runs and queue_position while it waits."""
+        with self._lock:
+            return self._view(self._get(job_id))
+
+    def list_jobs(self, status: str | None = None, limit: int | None = None, offset: int = 0) -> list[dict[str, Any]]:
+        """Job records, newest first, optionally only those with `status`."""
+        if status is not None and status not in STATUSES:
+            raise ValueError(f"status: must be one of {', '.join(STATUSES)}, got {status!r}")
+        with self._lock:
+            records = [r for r in reversed(self.store.list_jobs()) if status is None or r["status"] == status]
+            end = None if limit is None else offset + limit
+            return [self._view(r) for r in records[offset:end]]
+
+    def stop_job(self, job_id: str, wait: float = 10.0) -> dict[str, Any]:
+        """Stop a pending or running job; waits up to `wait` s for a running one to save and exit."""
+        with self._lock:
+            record = self._get(job_id)
+            if record["status"] not in ACTIVE:
+                raise StateError(f"job {job_id} is already {record['status']}; only pending or running jobs stop")
+            run = self._runs.get(job_id)
+            if run is None:
+                if job_id in self._queue:
+                    self._queue.remove(job_id)
+                self.store.update_job(job_id, {"status": "stopped", "finished_at": now_iso()})
+                return self._view(self._get(job_id))
+            run.stop_requested.set()
+        run.done.wait(wait)
+        return self.get_job_status(job_id)
+
+    def delete_job(self, job_id: str) -> None:
+        """Forget a finished job (its files stay on disk); a pending or running job must stop first."""
+        with self._lock:
+            record = self._get(job_id)
+            if record["status"] in ACTIVE:
+                raise StateError(f"job {job_id} is {record['status']}; stop it before deleting it")
+            self.store.delete_job(job_id)
+
+    def get_metrics(self, job_id: str, since: int | None = None) -> list[dict[str, Any]]:
+        """The job's logged points (loss, learning_rate, ...) with step > since."""
+        record = self._get(job_id)
+        return jobdir.read_metrics(Path(record["job_dir"]) / jobdir.METRICS, since)
+
+    def get_log(self, job_id: str, max_bytes: int = 20_000) -> str:
+        """The tail of the job's log."""
+        record = self._get(job_id)
+        return jobdir.tail(Path(record["job_dir"]) / jobdir.LOG, max_bytes)
+
+    # --- configs ---
+    def save_config(self, name: str, config: SFTConfig | dict[str, Any]) -> str:
+        """Validate and store a config under `name` (replacing one of that name); returns its id."""
+        if not isinstance(name, str) or not name.strip():
+            raise ValueError("name: must be a non-empty string")
+        if len(name) > 200:
+            raise ValueError(f"name: at most 200 characters, got {len(name)}")
+        return self.store.save_config(name.strip(), parse_config(config).model_dump(), now_iso())
+
+    def list_configs(self) -> list[dict[str, Any]]:
+        """Saved configs, oldest first: config_id, name, config."""
+        return self.store.list_configs()
+
+    def get_config(self, config_id: str) -> dict[str, Any]:
+        """One saved config: config_id, name, config."""
+        found = self.store.get_config(config_id)
+        if found is None:
+            raise NotFoundError(f"config {config_id} not found")
+        return found
+
+    def delete_config(self, config_id: str) -> None:
+        """Remove a saved config."""
+        if not self.store.delete_config(config_id):
+            raise NotFoundError(f"config {config_id} not found")
+
+    def shutdown(self, wait: float = 10.0) -> None:
+        """Stop every running job (used at exit and by tests)."""
+        with self._lock:
+            runs = list(self._runs.values())
+            self._queue.clear()
+        for run in runs:
+            run.stop_requested.set()
+        for run in runs:
+            run.done.wait(wait)
+
+    # --- internals ---
+    def _get(self, job_id: str) -> dict[str, Any]:
+        record = self.store.get_job(job_id) if isinstance(job_id, str) else None
+        if record is None:
+            raise NotFoundError(f"job {job_id} not found")
+        return record
+
+    def _view(self, record: dict[str, Any]) -> dict[str, Any]:
+        job_id = record["job_id"]
+        run = self._runs.get(job_id)
+        if run is not None and record["status"] == "running" and run.live:
+            live = run.live
+            record["phase"] = live.get("phase")
+            record["progress"] = {"step": live.get("step", 0),
+                                  "total_steps": live.get("total_steps") or record["progress"]["total_steps"],
+                                  "epoch": live.get("epoch", 0.0), "eta_seconds": live.get("eta_seconds")}
+            record["metrics"] = live.get("metrics") or {}
+        if run is not None:
+            record["stop_requested"] = run.stop_requested.is_set()
+        if record["status"] == "pending" and job_id in self._queue:
+            record["queue_position"] = list(self._queue).index(job_id) + 1
+        return record
+
+    def _schedule(self) -> None:
+        with self._lock:
+            while self._queue and len(self._runs) < self.max_concurrent_jobs:
+                job_id = self._queue.popleft()
+                record = self.store.get_job(job_id)
+                if record is None or record["status"] != "pending":
+                    continue
+                run = _Run(job_id, Path(record["job_dir"]))
+                self._runs[job_id] = run
+                self.store.update_job(job_id, {"status": "running", "started_at": now_iso(), "phase": "starting"})
+                threading.Thread(target=self._supervise, args=(run,), name=f"job-{job_id}", daemon=True).start()
+
+    def _supervise(self, run: _Run) -> None:
+        """Launch the worker, follow its status file, honour stop, and record how it ended."""
+        outcome: dict[str, Any] = {}
+        try:
+            outcome = self._follow(run)
+        except Exception as exc:  # a fault here must still end the job and free the slot
+            log.exception("supervisor of job %s failed", run.job_id)
+            outcome = {"status": "failed", "error": f"internal error: {exc}"}
+        finally:
+            with self._lock:
+                live = run.live
+                fields: dict[str, Any] = {"status": outcome.get("status", "failed"), "finished_at": now_iso(),
+                                          "error": outcome.get("error"), "result": outcome.get("result"),
+                                          "phase": None}
+                if live:
+                    fields["progress"] = {"step": live.get("step", 0), "total_steps": live.get("total_steps"),
+                                          "epoch": live.get("epoch", 0.0), "eta_seconds": 0}
+                    fields["metrics"] = live.get("metrics") or {}
+                self.store.update_job(run.job_id, fields)
+                self._runs.pop(run.job_id, None)
+                run.done.set()
+                self._schedule()
+
+    def _follow(self, run: _Run) -> dict[str, Any]:
+        status_file = run.job_dir / jobdir.STATUS
+        with open(run.job_dir / jobdir.LOG, "ab") as log_file:
+            run.process = subprocess.Popen(
+                [sys.executable, "-m", "sft_ui.worker", str(run.job_dir), "--data-root", str(self.data_dir),
+                 "--cache-dir", str(self.cache_dir)],
+                stdout=log_file, stderr=subprocess.STDOUT, stdin=subprocess.DEVNULL,
+                start_new_session=True, env=_worker_env(), cwd=str(run.job_dir),
+            )
+        self.store.update_job(run.job_id, {"worker_pid": run.process.pid})
+        last_mtime = 0.0
+        stop_sent_at: float | None = None
+        while True:
+            code = run.process.poll()
+            try:
+                mtime = status_file.stat().st_mtime
+                if mtime != last_mtime:
+                    last_mtime = mtime
+                    run.live = jobdir.read_json(status_file) or run.live
+            except FileNotFoundError:
+                pass
+            if code is not None:
+                break
+            if run.stop_requested.is_set() and stop_sent_at is None:
+                stop_sent_at = time.monotonic()
+                self._ask_to_stop(run)
+            elif stop_sent_at is not None and time.monotonic() - stop_sent_at > settings.stop_grace_seconds():
+                log.warning("job %s did not stop within the grace period; killing it", run.job_id)
+                _killpg(run.process.pid, signal.SIGKILL)
+            time.sleep(0.1 if run.stop_requested.is_set() else 0.25)
+        result = jobdir.read_json(run.job_dir / jobdir.RESULT)
+        if result is not None:
+            return result
+        if run.stop_requested.is_set():
+            return {"status": "stopped"}
+        cause = f"killed by signal {-code}" if code < 0 else f"exited with code {code}"
+        return {"status": "failed", "error": f"worker {cause} before it finished (see the log)"}
+
+    def _ask_to_stop(self, run: _Run) -> None:
+        """Ask the worker to stop; before training begins there is nothing to save, so end it now."""
+        (run.job_dir / jobdir.STOP).touch()
+        assert run.process is not None
+        if run.live.get("phase") in (None, "starting", "loading_model", "loading_data"):
+            _killpg(run.process.pid, signal.SIGKILL)
+        else:
+            _killpg(run.process.pid, signal.SIGTERM)
+
+
+def _worker_env() -> dict[str, str]:
+    env = dict(os.environ)
+    env.setdefault("HF_HUB_ETAG_TIMEOUT", "10")
+    env.setdefault("HF_HUB_DOWNLOAD_TIMEOUT", "20")
+    env.setdefault("TOKENIZERS_PARALLELISM", "false")
+    env["PYTHONUNBUFFERED"] = "1"
+    # The worker runs in its job dir; make this package importable from there.
+    root = str(Path(__file__).resolve().parents[1])
+    env["PYTHONPATH"] = os.pathsep.join(p for p in (root, env.get("PYTHONPATH", "")) if p)
+    return env
+
+
+def _killpg(pid: int, sig: int) -> None:
+    try:
+        os.killpg(pid, sig)
+    except (ProcessLookupError, PermissionError):
+        pass
+
+
+def _kill_orphan(record: dict[str, Any]) -> None:
+    """End a worker that outlived its server, if that pid is still our worker for this job."""
+    pid = record.get("worker_pid")
+    if not pid:
+        return
+    try:
+        cmdline = Path(f"/proc/{pid}/cmdline").read_bytes().decode(errors="replace")
+    except OSError:
+        return
+    if "sft_ui.worker" in cmdline and record["job_dir"] in cmdline:
+        _killpg(pid, signal.SIGKILL)
+
+
+sft_job_manager = JobManager()

@@ -1,0 +1,49 @@
+"""Server settings read from the environment, and the one rule for paths under the data root."""
+
+from __future__ import annotations
+
+import os
+from pathlib import Path, PurePosixPath
+
+
+def data_dir() -> Path:
+    """`SFT_UI_DATA_DIR`; else `/data` on a Space with persistent storage; else `./sft_data`."""
+    configured = os.environ.get("SFT_UI_DATA_DIR")
+    if configured:
+        return Path(configured).resolve()
+    if os.environ.get("SPACE_ID") and Path("/data").is_dir() and os.access("/data", os.W_OK):
+        return Path("/data/sft_ui")
+    return Path("sft_data").resolve()
+
+
+def cache_dir(data_root: Path) -> Path:
+    """Where the built-in model is made once (`SFT_UI_CACHE_DIR`, default <data dir>/cache)."""
+    configured = os.environ.get("SFT_UI_CACHE_DIR")
+    return Path(configured).resolve() if configured else data_root / "cache"
+
+
+def max_concurrent_jobs() -> int:
+    """How many jobs train at once (`SFT_UI_MAX_CONCURRENT_JOBS`, default 1)."""
+    return max(1, int(os.environ.get("SFT_UI_MAX_CONCURRENT_JOBS", "1")))
+
+
+def stop_grace_seconds() -> float:
+    """How long a stopping worker may take to save before it is killed."""
+    return float(os.environ.get("SFT_UI_STOP_GRACE_SECONDS", "30"))
+
+
+def api_key() -> str | None:
+    """Optional key that guards the API (`SFT_UI_API_KEY`); None leaves it open."""
+    return os.environ.get("SFT_UI_API_KEY") or None
+
+
+def resolve_inside(root: Path, relative: str, what: str) -> Path:
+    """Resolve `relative` under `root`; reject absolute paths, '..' and symlinks leading out."""
+    pure = PurePosixPath(relative.replace("\\", "/"))
+    if pure.is_absolute() or ".." in pure.parts:
+        raise ValueError(f"{what}: must be a path relative to the data root, got {relative!r}")
+    root = root.resolve()
+    path = (root / pure).resolve()
+    if not path.is_relative_to(root):
+        raise ValueError(f"{what}: {relative!r} leads outside the data root")
+    return path

@@ -1,0 +1,133 @@
+"""TinyDB persistence for job records and saved configs: one lock, atomic writes."""
+
+from __future__ import annotations
+
+import copy
+import json
+import logging
+import os
+import threading
+import time
+import uuid
+from pathlib import Path
+from typing import Any
+
+from tinydb import Query, TinyDB
+from tinydb.storages import Storage
+
+log = logging.getLogger(__name__)
+
+
+class AtomicJSONStorage(Storage):
+    """A JSON file rewritten by temp file + fsync + rename, so a kill never leaves half a file.
+
+    The parsed data is cached: TinyDB reads the whole storage on every query, and we are the
+    file's only writer, so reading it again from disk would only cost time.
+    """
+
+    def __init__(self, path: str | Path) -> None:
+        self.path = Path(path)
+        self.path.parent.mkdir(parents=True, exist_ok=True)
+        self._data: dict[str, Any] | None = None
+
+    def read(self) -> dict[str, Any] | None:
+        if self._data is None:
+            self._data = self._load()
+        return self._data
+
+    def write(self, data: dict[str, Any]) -> None:
+        tmp = self.path.with_name(f".{self.path.name}.{os.getpid()}.tmp")
+        with open(tmp, "w", encoding="utf-8") as fh:
+            json.dump(data, fh, ensure_ascii=False, separators=(",", ":"))
+            fh.flush()
+            os.fsync(fh.fileno())
+        os.replace(tmp, self.path)
+        self._data = data
+
+    def _load(self) -> dict[str, Any] | None:
+        if not self.path.exists() or self.path.stat().st_size == 0:
+            return None
+        try:
+            with open(self.path, encoding="utf-8") as fh:
+                data = json.load(fh)
+            if not isinstance(data, dict):
+                raise ValueError("top level is not an object")
+            return data
+        except (ValueError, UnicodeDecodeError) as exc:
+            # A corrupt file must not crash-loop the server: keep it for inspection, start empty.
+            aside = self.path.with_name(f"{self.path.name}.corrupt-{int(time.time())}")
+            os.replace(self.path, aside)
+            log.error("database %s is unreadable (%s); moved aside to %s, starting empty", self.path, exc, aside)
+            return None
+
+    def close(self) -> None:
+        pass
+
+
+def new_id() -> str:
+    """A short random id for jobs and configs."""
+    return uuid.uuid4().hex[:12]
+
+
+class Store:
+    """Jobs and saved configs in one TinyDB file; every call holds one lock."""
+
+    def __init__(self, path: Path) -> None:
+        self._lock = threading.RLock()
+        self._db = TinyDB(path, storage=AtomicJSONStorage)
+        self._jobs = self._db.table("jobs")
+        self._configs = self._db.table("configs")
+
+    # --- jobs ---
+    def insert_job(self, record: dict[str, Any]) -> None:
+        with self._lock:
+            self._jobs.insert(record)
+
+    def update_job(self, job_id: str, fields: dict[str, Any]) -> None:
+        with self._lock:
+            self._jobs.update(fields, Query().job_id == job_id)
+
+    def get_job(self, job_id: str) -> dict[str, Any] | None:
+        with self._lock:
+            doc = self._jobs.get(Query().job_id == job_id)
+            return copy.deepcopy(dict(doc)) if doc else None
+
+    def list_jobs(self) -> list[dict[str, Any]]:
+        """All job records, oldest first."""
+        with self._lock:
+            return [copy.deepcopy(dict(doc)) for doc in self._jobs.all()]
+
+    def delete_job(self, job_id: str) -> bool:
+        with self._lock:
+            return bool(self._jobs.remove(Query().job_id == job_id))
+
+    # --- configs ---
+    def save_config(self, name: str, config: dict[str, Any], now: str) -> str:
+        """Store `config` under `name`; an existing name is replaced and keeps its id."""
+        with self._lock:
+            existing = self._configs.get(Query().name == name)
+            if existing:
+                self._configs.update({"config": config, "updated_at": now}, doc_ids=[existing.doc_id])
+                return existing["config_id"]
+            config_id = new_id()
+            self._configs.insert(
+                {"config_id": config_id, "name": name, "config": config, "created_at": now, "updated_at": now}
+            )
+            return config_id
+
+    def list_configs(self) -> list[dict[str, Any]]:
+        with self._lock:
+            return [copy.deepcopy(dict(doc)) for doc in self._configs.all()]
+
+    def get_config(self, config_id: str) -> dict[str, Any] | None:
+        with self._lock:
+            doc = self._configs.get(Query().config_id == config_id)
+            return copy.deepcopy(dict(doc)) if doc else None
+
+    def delete_config(self, config_id: str) -> bool:
+        with self._lock:
+            return bool(self._configs.remove(Query().config_id == config_id))
+
+    def close(self) -> None:
+        with self._lock:
+            self._db.close()

@@ -1,0 +1,176 @@
+"""One training run: model + tokenizer + data + TRL's SFTTrainer (+ PEFT LoRA)."""
+
+from __future__ import annotations
+
+import time
+from pathlib import Path
+from typing import Any, Protocol
+
+import torch
+from transformers import AutoModelForCausalLM, TrainerCallback
+
+from sft_ui import data, jobdir
+from sft_ui.config import SFTConfig
+
+# LoRA targets per architecture; anything else gets PEFT's "all-linear".
+LORA_TARGETS: dict[str, list[str]] = {
+    "gpt2": ["c_attn", "c_proj", "c_fc"],
+    "gpt_neox": ["query_key_value", "dense", "dense_h_to_4h", "dense_4h_to_h"],
+    "falcon": ["query_key_value", "dense", "dense_h_to_4h", "dense_4h_to_h"],
+    "opt": ["q_proj", "k_proj", "v_proj", "out_proj", "fc1", "fc2"],
+    "phi": ["q_proj", "k_proj", "v_proj", "dense", "fc1", "fc2"],
+    **{
+        name: ["q_proj", "k_proj", "v_proj", "o_proj", "gate_proj", "up_proj", "down_proj"]
+        for name in ("llama", "mistral", "qwen2", "qwen3", "gemma", "gemma2", "gemma3_text", "phi3", "olmo2", "smollm3")
+    },
+}
+
+
+class Reporter(Protocol):
+    """How a run talks to whoever started it (worker.Reporter)."""
+
+    def should_stop(self) -> bool: ...
+    def phase(self, name: str, **fields: Any) -> None: ...
+    def progress(self, **fields: Any) -> None: ...
+    def log_metrics(self, point: dict[str, Any]) -> None: ...
+
+
+class ReportCallback(TrainerCallback):
+    """Sends each log line and the progress to the reporter; stops between steps when asked."""
+
+    def __init__(self, reporter: Reporter) -> None:
+        self.reporter = reporter
+        self.started = time.monotonic()
+        self.last_loss: float | None = None
+
+    def on_train_begin(self, args, state, control, **kwargs):  # type: ignore[no-untyped-def]
+        self.started = time.monotonic()
+        self.reporter.phase("training", total_steps=state.max_steps)
+        if self.reporter.should_stop():
+            control.should_training_stop = True
+
+    def on_step_end(self, args, state, control, **kwargs):  # type: ignore[no-untyped-def]
+        elapsed = time.monotonic() - self.started
+        step = state.global_step
+        eta = elapsed / step * (state.max_steps - step) if step else None
+        self.reporter.progress(step=step, total_steps=state.max_steps, epoch=round(state.epoch or 0.0, 4),
+                               eta_seconds=round(eta, 1) if eta is not None else None)
+        if self.reporter.should_stop():
+            control.should_training_stop = True
+
+    def on_log(self, args, state, control, logs=None, **kwargs):  # type: ignore[no-untyped-def]
+        if not logs or "train_runtime" in logs:
+            return
+        point = {"step": state.global_step, **{k: _number(v) for k, v in logs.items()},
+                 "time": round(time.monotonic() - self.started, 3)}
+        if "loss" in point:
+            self.last_loss = point["loss"]
+        self.reporter.log_metrics(point)
+
+
+def _number(value: Any) -> Any:
+    return round(float(value), 6) if isinstance(value, (int, float)) and not isinstance(value, bool) else value
+
+
+def pick_precision(requested: str) -> tuple[bool, bool, str]:
+    """(bf16, fp16, note): what the hardware supports; a CPU falls back to fp32."""
+    cuda = torch.cuda.is_available()
+    bf16_ok = cuda and torch.cuda.is_bf16_supported()
+    if requested == "auto":
+        return (bf16_ok, cuda and not bf16_ok, "")
+    if requested == "bf16" and not bf16_ok:
+        return (False, cuda, "precision: bf16 is not supported here; using " + ("fp16" if cuda else "fp32"))
+    if requested == "fp16" and not cuda:
+        return (False, False, "precision: fp16 needs a GPU; using fp32")
+    return (requested == "bf16", requested == "fp16", "")
+
+
+def lora_targets(model: Any, requested: list[str]) -> list[str] | str:
+    """The modules LoRA adapts: the requested ones, else the architecture's usual set."""
+    if requested:
+        return requested
+    return LORA_TARGETS.get(getattr(model.config, "model_type", ""), "all-linear")
+
+
+def run(config: SFTConfig, job_dir: Path, data_root: Path, cache_dir: Path, reporter: Reporter) -> dict[str, Any]:
+    """Train `config` and save into `job_dir`; returns the result summary."""
+    from peft import LoraConfig
+    from trl import SFTConfig as TRLConfig
+    from trl import SFTTrainer
+
+    began = time.monotonic()
+    bf16, fp16, note = pick_precision(config.precision)
+    if note:
+        print(f"[sft-ui] {note}", flush=True)
+
+    reporter.phase("loading_model")
+    model_path = data.resolve_model_path(config.base_model, data_root, cache_dir)
+    tokenizer = data.load_tokenizer(config.base_model, data_root, cache_dir)
+    try:
+        model = AutoModelForCausalLM.from_pretrained(
+            model_path, dtype=torch.bfloat16 if bf16 else (torch.float16 if fp16 else torch.float32),
+            trust_remote_code=False,
+        )
+    except OSError as exc:
+        raise ValueError(f"base_model: could not load {config.base_model!r}: {str(exc).strip().splitlines()[0][:300] if str(exc).strip() else type(exc).__name__}") from exc
+    if reporter.should_stop():
+        return {"stopped_early": True, "steps": 0}
+
+    reporter.phase("loading_data")
+    train_set, eval_set, trl_kwargs = data.prepare(config, data_root, tokenizer)
+    if reporter.should_stop():
+        return {"stopped_early": True, "steps": 0}
+
+    args = TRLConfig(
+        output_dir=str(job_dir / jobdir.CHECKPOINTS),
+        max_steps=config.max_steps or -1,
+        num_train_epochs=config.num_train_epochs,
+        per_device_train_batch_size=config.batch_size,
+        per_device_eval_batch_size=config.batch_size,
+        gradient_accumulation_steps=config.gradient_accumulation_steps,
+        learning_rate=config.learning_rate,
+        warmup_steps=config.warmup_ratio,  # a float below 1 is a fraction of the steps
+        lr_scheduler_type=config.lr_scheduler_type,
+        weight_decay=config.weight_decay,
+        seed=config.seed,
+        logging_steps=config.logging_steps,
+        save_strategy="steps" if config.save_steps else "no",
+        save_steps=config.save_steps or 500,
+        save_total_limit=3,
+        eval_strategy="steps" if eval_set is not None else "no",
+        eval_steps=max(config.logging_steps, 10) if eval_set is not None else None,
+        max_length=config.max_seq_length,
+        packing=config.packing,
+        gradient_checkpointing=config.gradient_checkpointing,
+        bf16=bf16,
+        fp16=fp16,
+        use_cpu=not torch.cuda.is_available(),
+        report_to=[],
+        disable_tqdm=True,
+        **trl_kwargs,
+    )
+    peft_config = None
+    if config.use_lora:
+        peft_config = LoraConfig(r=config.lora_r, lora_alpha=config.lora_alpha, lora_dropout=config.lora_dropout,
+                                 target_modules=lora_targets(model, config.lora_target_modules), task_type="CAUSAL_LM")
+    callback = ReportCallback(reporter)
+    trainer = SFTTrainer(model=model, args=args, train_dataset=train_set, eval_dataset=eval_set,
+                         processing_class=tokenizer, peft_config=peft_config, callbacks=[callback])
+    output = trainer.train()
+    stopped = reporter.should_stop()
+
+    reporter.phase("saving")
+    model_dir = job_dir / jobdir.MODEL
+    trainer.save_model(str(model_dir))
+    tokenizer.save_pretrained(str(model_dir))
+    return {
+        "output_dir": str(model_dir),
+        "saved": "lora_adapter" if config.use_lora else "full_model",
+        "steps": trainer.state.global_step,
+        "final_loss": callback.last_loss,
+        "train_loss": round(float(output.training_loss), 6),
+        "train_runtime_seconds": round(float(output.metrics.get("train_runtime", 0.0)), 2),
+        "runtime_seconds": round(time.monotonic() - began, 2),
+        "train_rows": len(train_set),
+        "stopped_early": stopped,
+    }

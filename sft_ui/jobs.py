@@ -173,6 +173,12 @@ class JobManager:
         record = self._get(job_id)
         return jobdir.tail(Path(record["job_dir"]) / jobdir.LOG, max_bytes)
 
+    def preview(self, config: SFTConfig | dict[str, Any], n: int = 5) -> list[dict[str, Any]]:
+        """The first `n` rows of the config's data set as the model will see them (data.preview)."""
+        from sft_ui import data  # loads a tokenizer: only when someone asks
+
+        return data.preview(parse_config(config), n, self.store_root(), self.cache_dir)
+
     # --- configs ---
     def save_config(self, name: str, config: SFTConfig | dict[str, Any]) -> str:
         """Validate and store a config under `name` (replacing one of that name); returns its id."""

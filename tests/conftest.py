@@ -1,0 +1,81 @@
+"""Shared fixtures: offline hub, one built-in model cache per test session, fresh managers."""
+
+from __future__ import annotations
+
+import os
+from collections.abc import Iterator
+from pathlib import Path
+
+import pytest
+
+os.environ["HF_HUB_OFFLINE"] = "1"
+os.environ.setdefault("TOKENIZERS_PARALLELISM", "false")
+
+from sft_ui.jobs import JobManager  # noqa: E402
+
+SHARED_DATA = Path(__file__).resolve().parents[2] / "shared" / "data"
+
+
+@pytest.fixture(scope="session", autouse=True)
+def builtin_cache(tmp_path_factory: pytest.TempPathFactory) -> Path:
+    """One cache for the built-in model across the session (workers inherit the env var)."""
+    if "SFT_UI_CACHE_DIR" not in os.environ:
+        os.environ["SFT_UI_CACHE_DIR"] = str(tmp_path_factory.mktemp("builtin-cache"))
+    return Path(os.environ["SFT_UI_CACHE_DIR"])
+
+
+@pytest.fixture
+def manager(tmp_path: Path) -> Iterator[JobManager]:
+    """A JobManager on a fresh data dir; its running jobs are stopped afterwards."""
+    mgr = JobManager(data_dir=tmp_path / "data")
+    yield mgr
+    mgr.shutdown()
+
+
+@pytest.fixture(scope="session")
+def sft_server(tmp_path_factory: pytest.TempPathFactory, builtin_cache: Path) -> Iterator[str]:
+    """README's run command, `python app.py`, serving on a free port; yields its base URL."""
+    import signal
+    import socket
+    import subprocess
+    import sys
+    import time
+
+    import httpx
+
+    with socket.socket() as sock:
+        sock.bind(("127.0.0.1", 0))
+        port = sock.getsockname()[1]
+    root = Path(__file__).resolve().parents[1]
+    data = tmp_path_factory.mktemp("server") / "data"
+    env = {**os.environ, "PORT": str(port), "SFT_UI_DATA_DIR": str(data), "SFT_UI_MAX_CONCURRENT_JOBS": "1"}
+    env.pop("SFT_UI_API_KEY", None)
+    log = open(data.parent / "server.log", "wb")
+    proc = subprocess.Popen([sys.executable, "app.py"], cwd=root, env=env, stdout=log, stderr=subprocess.STDOUT)
+    base = f"http://127.0.0.1:{port}"
+    deadline = time.monotonic() + 90
+    while True:
+        try:
+            if httpx.get(f"{base}/api/sft/health", timeout=2).status_code == 200:
+                break
+        except httpx.HTTPError:
+            pass
+        if proc.poll() is not None or time.monotonic() > deadline:
+            proc.kill()
+            pytest.fail(f"app.py did not serve on {base}:\n{(data.parent / 'server.log').read_text()[-3000:]}")
+        time.sleep(0.3)
+    yield base
+    proc.send_signal(signal.SIGINT)  # uvicorn shuts down; the manager stops running jobs
+    try:
+        proc.wait(60)
+    except subprocess.TimeoutExpired:
+        proc.kill()
+    log.close()
+
+
+@pytest.fixture(scope="session")
+def browser_type_launch_args(browser_type_launch_args: dict) -> dict:
+    """pytest-playwright launches Debian's Chromium (playwright cannot download browsers here)."""
+    return {**browser_type_launch_args, "executable_path": "/usr/bin/chromium",
+            "args": ["--no-sandbox", "--disable-gpu", "--disable-background-networking", "--disable-component-update",
+                     "--disable-sync", "--no-first-run"]}

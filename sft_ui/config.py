@@ -80,7 +80,7 @@ class SFTConfig(BaseModel):
     def _relative_dir(cls, value: str) -> str:
         path = PurePosixPath(value.replace("\\", "/"))
         if path.is_absolute() or ".." in path.parts or ":" in value:
-            raise ValueError(f"must be a relative folder inside the data root, got {value!r}")
+            raise ValueError("must be a relative folder inside the data root")
         return value
 
     @field_validator("lora_target_modules")

@@ -138,7 +138,7 @@ def run(config: SFTConfig, job_dir: Path, data_root: Path, cache_dir: Path, repo
         save_steps=config.save_steps or 500,
         save_total_limit=3,
         eval_strategy="steps" if eval_set is not None else "no",
-        eval_steps=max(config.logging_steps, 10) if eval_set is not None else None,
+        eval_steps=0.1 if eval_set is not None else None,  # ten evaluations per run
         max_length=config.max_seq_length,
         packing=config.packing,
         gradient_checkpointing=config.gradient_checkpointing,

@@ -1,0 +1,350 @@
+"""Pure formatting for the UI: form fields from SFTConfig, the jobs table, plots' data, HTML snippets."""
+
+import html
+import math
+import types
+import typing
+from dataclasses import dataclass
+from typing import Any
+
+import annotated_types as at
+import pandas as pd
+from pydantic.fields import FieldInfo
+
+from sft_ui.config import SFTConfig, field_groups
+
+MAX_PLOT_POINTS = 1000
+TABLE_HEADERS = ["name", "id", "model", "data set", "status", "step/total", "last loss", "ETA", "created"]
+ACTIVE = ("pending", "running")
+LOSS_SERIES = ("train", "eval")
+_WORDS = {"lora": "LoRA", "lr": "LR", "seq": "sequence", "eval": "eval"}
+
+
+@dataclass(frozen=True)
+class FieldSpec:
+    """How one SFTConfig field appears in the form."""
+
+    name: str
+    kind: str  # "text", "int", "float", "choice", "bool", "list"
+    label: str
+    info: str
+    default: Any
+    choices: tuple[str, ...] = ()
+    optional: bool = False
+
+
+def _label(name: str) -> str:
+    """'lora_target_modules' -> 'LoRA target modules'."""
+    words = [_WORDS.get(w, w) for w in name.split("_")]
+    first = words[0] if words[0][:1].isupper() else words[0].capitalize()
+    return " ".join([first, *words[1:]])
+
+
+def _bounds(field: FieldInfo) -> str:
+    """The field's bounds as text, e.g. '1 ≤ x ≤ 100000'."""
+    low = high = ""
+    for item in field.metadata:
+        if isinstance(item, at.Ge):
+            low = f"{_num(item.ge)} ≤ "
+        elif isinstance(item, at.Gt):
+            low = f"{_num(item.gt)} < "
+        elif isinstance(item, at.Le):
+            high = f" ≤ {_num(item.le)}"
+        elif isinstance(item, at.Lt):
+            high = f" < {_num(item.lt)}"
+    return f"{low}x{high}" if low or high else ""
+
+
+def _num(value: Any) -> str:
+    """A bound as people write it: 100,000 or 0.5."""
+    return f"{value:,}" if isinstance(value, int) else f"{value:g}"
+
+
+def field_spec(name: str, field: FieldInfo) -> FieldSpec:
+    """The form spec of one field, read from its annotation, default, bounds and description."""
+    annotation = field.annotation
+    args = typing.get_args(annotation)
+    optional = isinstance(annotation, types.UnionType) and type(None) in args
+    base = next(a for a in args if a is not type(None)) if optional else annotation
+    default = field.get_default(call_default_factory=True)
+    if optional:
+        default = "" if default is None else str(default)
+    info = field.description or ""
+    choices: tuple[str, ...] = ()
+    if typing.get_origin(base) is typing.Literal:
+        kind, choices = "choice", tuple(typing.get_args(base))
+    elif base is bool:
+        kind = "bool"
+    elif base is int or base is float:
+        kind = base.__name__
+        bounds = _bounds(field)
+        info = f"{info} [{bounds}]" if bounds else info
+    elif typing.get_origin(base) is list:
+        kind, default = "list", ", ".join(default)
+        info = f"{info} Comma-separated."
+    else:
+        kind = "text"
+    return FieldSpec(name, kind, _label(name), info, default, choices, optional)
+
+
+def number_step(spec: FieldSpec) -> float:
+    """The spinner step of a number field: 1 for ints, the default's order of magnitude for floats."""
+    if spec.kind == "int":
+        return 1
+    default = float(spec.default or 0)
+    return 10 ** math.floor(math.log10(default)) if default > 0 else 0.01
+
+
+def form_specs() -> dict[str, list[FieldSpec]]:
+    """Every SFTConfig field's spec, grouped and ordered like config.field_groups()."""
+    fields = SFTConfig.model_fields
+    return {group: [field_spec(name, fields[name]) for name in names] for group, names in field_groups().items()}
+
+
+def form_to_config(specs: list[FieldSpec], values: list[Any]) -> dict[str, Any]:
+    """Form values -> a config dict (not yet validated: SFTConfig names whatever is wrong).
+
+    Optional numbers come from text boxes (gr.Number cannot be empty): '' is None, other text goes to
+    SFTConfig as typed, which parses it or says why not.
+    """
+    config: dict[str, Any] = {}
+    for spec, value in zip(specs, values, strict=True):
+        if spec.kind == "list":
+            value = [part.strip() for part in str(value or "").replace("\n", ",").split(",") if part.strip()]
+        elif isinstance(value, str) and (spec.kind == "text" or spec.optional):
+            value = value.strip()
+            value = None if spec.optional and not value else value
+        elif spec.kind == "int" and isinstance(value, float) and value.is_integer():
+            value = int(value)
+        config[spec.name] = value
+    return config
+
+
+def config_to_form(specs: list[FieldSpec], config: dict[str, Any]) -> list[Any]:
+    """A config dict -> form values; fields it lacks take SFTConfig's defaults."""
+    full = {**SFTConfig().model_dump(), **config}
+    return [_form_value(spec, full[spec.name]) for spec in specs]
+
+
+def _form_value(spec: FieldSpec, value: Any) -> Any:
+    """One config value as its form component shows it."""
+    if spec.kind == "list":
+        return ", ".join(value)
+    if spec.optional:
+        return "" if value is None else str(value)
+    return value
+
+
+# --- jobs table ---
+def fmt_time(iso: str | None) -> str:
+    """'2026-11-27T16:22:01Z' -> '2026-11-27 16:22:01' (UTC)."""
+    return (iso or "").replace("T", " ").removesuffix("Z")
+
+
+def fmt_eta(seconds: float | None) -> str:
+    """Seconds -> '1h 02m', '3m 05s', '12s' ('' when unknown)."""
+    if seconds is None:
+        return ""
+    seconds = int(max(0, seconds))
+    hours, rest = divmod(seconds, 3600)
+    minutes, secs = divmod(rest, 60)
+    if hours:
+        return f"{hours}h {minutes:02d}m"
+    return f"{minutes}m {secs:02d}s" if minutes else f"{secs}s"
+
+
+def fmt_loss(value: Any) -> str:
+    """A loss value with 4 significant digits ('' when missing)."""
+    return f"{value:.4g}" if isinstance(value, int | float) else ""
+
+
+def step_text(record: dict[str, Any]) -> str:
+    """'12/200', or '12' while the total is unknown."""
+    progress = record.get("progress") or {}
+    step, total = progress.get("step") or 0, progress.get("total_steps")
+    return f"{step}/{total}" if total else str(step)
+
+
+def last_loss(record: dict[str, Any]) -> float | None:
+    """The last logged training loss; for an ended job whose last log had none, its final loss."""
+    loss = (record.get("metrics") or {}).get("loss")
+    return loss if loss is not None else (record.get("result") or {}).get("final_loss")
+
+
+def table_rows(records: list[dict[str, Any]]) -> list[list[str]]:
+    """One row per job (records come newest first), in TABLE_HEADERS order."""
+    rows = []
+    for r in records:
+        config = r.get("config") or {}
+        eta = (r.get("progress") or {}).get("eta_seconds") if r["status"] == "running" else None
+        status = r["status"] + (f" (#{r['queue_position']} in queue)" if r.get("queue_position") else "")
+        rows.append([r.get("name") or "", r["job_id"], config.get("base_model", ""), config.get("dataset_name", ""),
+                     status, step_text(r), fmt_loss(last_loss(r)), fmt_eta(eta),
+                     fmt_time(r.get("created_at"))])
+    return rows
+
+
+def job_choice(record: dict[str, Any]) -> tuple[str, str]:
+    """(label, value) of a job in the job pickers."""
+    return f"{record.get('name') or '(unnamed)'} · {record['job_id']}", record["job_id"]
+
+
+# --- the selected job ---
+def summary_markdown(r: dict[str, Any]) -> str:
+    """Heading and facts of one job."""
+    config = r.get("config") or {}
+    facts = [f"**{r['status']}**" + (f" ({r['phase']})" if r.get("phase") and r["status"] == "running" else ""),
+             f"id `{r['job_id']}`", f"model `{config.get('base_model', '')}`",
+             f"data `{config.get('dataset_name', '')}`",
+             f"created {fmt_time(r.get('created_at'))}"]
+    if r.get("started_at"):
+        facts.append(f"started {fmt_time(r['started_at'])}")
+    if r.get("finished_at"):
+        facts.append(f"finished {fmt_time(r['finished_at'])}")
+    if r.get("stop_requested") and r["status"] == "running":
+        facts.append("stopping…")
+    return f"### {html.escape(r.get('name') or r['job_id'])}\n" + " · ".join(facts)
+
+
+def progress_html(r: dict[str, Any]) -> str:
+    """A progress bar with step, percentage and ETA (or the queue position while waiting)."""
+    progress = r.get("progress") or {}
+    step, total = progress.get("step") or 0, progress.get("total_steps")
+    if r["status"] == "pending":
+        where = f"position {r['queue_position']} in the queue" if r.get("queue_position") else "not started"
+        text, fraction = f"Waiting: {where}", 0.0
+    else:
+        fraction = min(1.0, step / total) if total else 0.0
+        text = f"Step {step_text(r)}" + (f" · {fraction:.0%}" if total else "")
+        if r["status"] == "running" and progress.get("eta_seconds") is not None:
+            text += f" · ETA {fmt_eta(progress['eta_seconds'])}"
+        if last_loss(r) is not None:
+            text += f" · loss {fmt_loss(last_loss(r))}"
+    color = {"failed": "#dc2626", "stopped": "#9ca3af", "completed": "#16a34a"}.get(r["status"], "#f97316")
+    return (f'<div id="job-progress" data-status="{r["status"]}" style="margin:4px 0">'
+            f'<div style="background:#e5e7eb;border-radius:6px;height:14px;overflow:hidden">'
+            f'<div style="width:{fraction * 100:.1f}%;background:{color};height:100%"></div></div>'
+            f'<div style="font-size:0.9em;margin-top:4px">{html.escape(text)}</div></div>')
+
+
+def decimate(points: list[Any], limit: int = MAX_PLOT_POINTS) -> list[Any]:
+    """At most `limit` evenly spaced points, always keeping the first and the last."""
+    if len(points) <= limit:
+        return points
+    last = len(points) - 1
+    return [points[round(i * last / (limit - 1))] for i in range(limit)]
+
+
+class MetricsBuffer:
+    """The loss and learning-rate history of one job, read incrementally with get_metrics(since=)."""
+
+    def __init__(self, job_id: str | None = None) -> None:
+        self.job_id = job_id
+        self.loss: list[tuple[int, float, str]] = []  # (step, value, "train" | "eval")
+        self.lr: list[tuple[int, float]] = []
+        self.last_step = -1
+        self.at_last = 0  # points already read whose step == last_step
+        self.final_status: str | None = None  # set once the finished job's last state was shown
+
+    def since(self) -> int | None:
+        """The `since` to ask for: one step back, so a point logged late at the last step is not missed."""
+        return None if self.last_step < 0 else self.last_step - 1
+
+    def add(self, points: list[dict[str, Any]]) -> bool:
+        """Append the points not seen yet (from get_metrics(job_id, since=self.since())); True when any."""
+        repeats = self.at_last
+        fresh = []
+        for p in points:
+            step = int(p.get("step", 0))
+            if step == self.last_step and repeats > 0:
+                repeats -= 1
+            elif step >= self.last_step:
+                fresh.append(p)
+        for p in fresh:
+            step = int(p.get("step", 0))
+            if isinstance(p.get("loss"), int | float):
+                self.loss.append((step, float(p["loss"]), "train"))
+            if isinstance(p.get("eval_loss"), int | float):
+                self.loss.append((step, float(p["eval_loss"]), "eval"))
+            if isinstance(p.get("learning_rate"), int | float):
+                self.lr.append((step, float(p["learning_rate"])))
+            self.at_last = self.at_last + 1 if step == self.last_step else 1
+            self.last_step = step
+        return bool(fresh)
+
+    def loss_frame(self) -> pd.DataFrame:
+        """Loss against step (train and eval series), at most MAX_PLOT_POINTS per series."""
+        rows = [p for series in LOSS_SERIES for p in decimate([q for q in self.loss if q[2] == series])]
+        return plot_frame(rows, "loss", "series", LOSS_SERIES)
+
+    def lr_frame(self) -> pd.DataFrame:
+        """Learning rate against step, at most MAX_PLOT_POINTS."""
+        return plot_frame(decimate(self.lr), "learning_rate")
+
+
+def plot_frame(rows: list[tuple[Any, ...]], y: str, color: str | None = None,
+               series: tuple[str, ...] | list[str] = ()) -> pd.DataFrame:
+    """(step, y[, color]) rows as a frame for gr.LinePlot, numeric even when empty.
+
+    gr.LinePlot fixes its axis types and its color domain from the data it first draws and only
+    swaps the data afterwards; so `series` adds one empty (NaN) row per series name, which the chart
+    skips when drawing but keeps in its color domain.
+    """
+    rows = [(math.nan, math.nan, name) for name in series] + list(rows)
+    columns = {"step": pd.Series([r[0] for r in rows], dtype="float64"),
+               y: pd.Series([r[1] for r in rows], dtype="float64")}
+    if color:
+        columns[color] = pd.Series([r[2] for r in rows], dtype="str")
+    return pd.DataFrame(columns)
+
+
+def compare_frame(curves: dict[str, list[dict[str, Any]]]) -> pd.DataFrame:
+    """Train loss of several jobs, one series per job label; ≤ MAX_PLOT_POINTS in all."""
+    per_job = max(50, MAX_PLOT_POINTS // max(1, len(curves)))
+    rows = []
+    for label, points in curves.items():
+        losses = [(int(p["step"]), float(p["loss"]), label) for p in points if isinstance(p.get("loss"), int | float)]
+        rows.extend(decimate(losses, per_job))
+    return plot_frame(rows, "loss", "job", list(curves))
+
+
+# --- data preview ---
+_BOX = "white-space:pre-wrap;font-family:monospace;font-size:0.85em;padding:6px;border-radius:4px;margin:2px 0"
+
+
+def preview_html(rows: list[dict[str, Any]]) -> str:
+    """The preview rows: the prompt (no loss) in grey, the part that carries the loss in green."""
+    if not rows:
+        return "<p>The data set has no rows.</p>"
+    parts = ['<div id="data-preview">']
+    for i, row in enumerate(rows, 1):
+        all_tokens = row.get("loss_on") == "all tokens" or not row.get("prompt")
+        note = " (truncated to max_seq_length)" if row.get("truncated") else ""
+        parts.append(f"<p><b>Row {i}</b> · {row['tokens']} tokens{note} · loss on {row['loss_tokens']} tokens "
+                     f"({html.escape(str(row.get('loss_on', '')))})</p>")
+        if all_tokens:
+            parts.append(f'<div style="{_BOX};background:#dcfce7" title="carries the loss">'
+                         f"{html.escape(row.get('text') or row.get('response', ''))}</div>")
+        else:
+            parts.append(f'<div style="{_BOX};background:#f3f4f6;color:#4b5563" title="prompt: no loss">'
+                         f"{html.escape(row['prompt'])}</div>")
+            parts.append(f'<div style="{_BOX};background:#dcfce7" title="response: carries the loss">'
+                         f"{html.escape(row['response'])}</div>")
+    parts.append('<p style="font-size:0.85em">Grey: prompt, no loss. Green: the tokens the loss is computed on.</p>')
+    return "".join(parts) + "</div>"
+
+
+def message_html(text: str, kind: str = "info") -> str:
+    """A short colored notice shown next to the form ('error', 'ok' or 'info')."""
+    if not text:
+        return ""
+    style = {"error": "background:#fee2e2;color:#991b1b;border:1px solid #fca5a5",
+             "ok": "background:#dcfce7;color:#166534;border:1px solid #86efac",
+             "info": "background:#e0f2fe;color:#075985;border:1px solid #7dd3fc"}[kind]
+    lines = "<br>".join(html.escape(line) for line in text.split("\n"))
+    return f'<div class="sft-msg sft-msg-{kind}" style="{style};padding:8px 10px;border-radius:6px">{lines}</div>'
+
+
+def error_lines(message: str) -> str:
+    """describe_errors' '; '-joined message as one line per field."""
+    return message.replace("; ", "\n")

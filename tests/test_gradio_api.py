@@ -1,0 +1,127 @@
+"""The named Gradio endpoints, driven by gradio_client against a live server, as a user's script would."""
+
+from __future__ import annotations
+
+import time
+from collections.abc import Iterator
+from pathlib import Path
+from typing import Any
+
+import pytest
+from gradio_client import Client
+from gradio_client.exceptions import AppError
+
+from sft_ui.builtin import builtin_model_path
+from sft_ui.jobs import JobManager
+from sft_ui.ui import API_NAMES
+from tests.live_server import live_server
+
+
+@pytest.fixture(scope="module")
+def served(tmp_path_factory: pytest.TempPathFactory, builtin_cache: Path) -> Iterator[tuple[Client, JobManager]]:
+    """A gradio_client Client on a live app whose manager writes into a temporary data dir."""
+    builtin_model_path(builtin_cache)  # made once per session; the jobs' timeouts then measure only the jobs
+    manager = JobManager(data_dir=tmp_path_factory.mktemp("gradio-api") / "data", max_concurrent_jobs=2)
+    with live_server(manager) as url:
+        client = Client(url, verbose=False)
+        yield client, manager
+        client.close()  # ends its heartbeat stream, so the server shuts down at once
+
+
+@pytest.fixture
+def client(served: tuple[Client, JobManager]) -> Client:
+    return served[0]
+
+
+def wait_for(client: Client, job_id: str, statuses: tuple[str, ...], timeout: float = 120.0,
+             until: Any = None) -> dict[str, Any]:
+    """Poll /get_job until the job's status is in `statuses` (and `until(record)` holds, when given)."""
+    deadline = time.monotonic() + timeout
+    record: dict[str, Any] = {}
+    while time.monotonic() < deadline:
+        record = client.predict(job_id, api_name="/get_job")
+        if record["status"] in statuses and (until is None or until(record)):
+            return record
+        if record["status"] in ("completed", "failed", "stopped") and record["status"] not in statuses:
+            break
+        time.sleep(0.3)
+    pytest.fail(f"job {job_id} did not reach {statuses}: {record}")
+
+
+def test_view_api_lists_exactly_the_named_endpoints(client: Client) -> None:
+    info = client.view_api(return_format="dict", print_info=False)
+    assert sorted(info["named_endpoints"]) == sorted(f"/{name}" for name in API_NAMES)
+    assert info["unnamed_endpoints"] == {}
+    params = {name: [p["parameter_name"] for p in ep["parameters"]] for name, ep in info["named_endpoints"].items()}
+    assert params["/train"] == ["config"] and params["/get_metrics"] == ["job_id", "since"]
+    assert params["/save_config"] == ["name", "config"] and params["/list_configs"] == []
+
+
+def test_train_the_default_to_completed_then_read_metrics_and_list(client: Client) -> None:
+    started = client.predict({"max_steps": 30, "job_name": "gradio-client"}, api_name="/train")
+    assert set(started) == {"job_id", "status"} and started["status"] in ("running", "pending")
+    job_id = started["job_id"]
+    record = wait_for(client, job_id, ("completed",))
+    assert record["name"] == "gradio-client" and record["config"]["max_steps"] == 30
+    assert record["progress"]["step"] == 30 and record["result"]["final_loss"] > 0
+
+    metrics = client.predict(job_id, api_name="/get_metrics")
+    assert metrics["job_id"] == job_id
+    losses = [p for p in metrics["points"] if "loss" in p]
+    assert [p["step"] for p in losses] == list(range(1, 31))
+    newer = client.predict(job_id, 25, api_name="/get_metrics")["points"]
+    assert [p["step"] for p in newer if "loss" in p] == [26, 27, 28, 29, 30]
+
+    jobs = client.predict(api_name="/list_jobs")["jobs"]
+    assert job_id in [j["job_id"] for j in jobs]
+    completed = client.predict("completed", api_name="/list_jobs")["jobs"]
+    assert all(j["status"] == "completed" for j in completed) and job_id in [j["job_id"] for j in completed]
+
+
+def test_save_list_and_get_a_config(client: Client) -> None:
+    config = {"base_model": "gpt2", "dataset_name": "tatsu-lab/alpaca", "dataset_format": "alpaca", "max_steps": 100,
+              "use_lora": True, "lora_r": 16, "lora_alpha": 32, "learning_rate": 2e-4, "batch_size": 4}
+    saved = client.predict("gpt2-alpaca", config, api_name="/save_config")
+    assert saved["name"] == "gpt2-alpaca" and saved["config_id"]
+    listed = client.predict(api_name="/list_configs")
+    assert [c["config_id"] for c in listed if c["name"] == "gpt2-alpaca"] == [saved["config_id"]]
+    got = client.predict(saved["config_id"], api_name="/get_config")
+    assert got["name"] == "gpt2-alpaca" and got["config_id"] == saved["config_id"]
+    assert {k: got["config"][k] for k in config} == config
+    again = client.predict("gpt2-alpaca", {**config, "max_steps": 7}, api_name="/save_config")
+    assert again["config_id"] == saved["config_id"]  # the same name replaces, keeping the id
+    assert client.predict(saved["config_id"], api_name="/get_config")["config"]["max_steps"] == 7
+
+
+def test_stop_a_long_job(client: Client) -> None:
+    job_id = client.predict({"max_steps": 100_000}, api_name="/train")["job_id"]
+    wait_for(client, job_id, ("running",), until=lambda r: r["progress"]["step"] >= 1)
+    answer = client.predict(job_id, api_name="/stop_job")
+    assert answer["message"] == f"Job {job_id} stopped"
+    record = wait_for(client, job_id, ("stopped",), timeout=60)
+    assert 1 <= record["progress"]["step"] < 100_000 and record["finished_at"]
+    with pytest.raises(AppError, match="already stopped"):
+        client.predict(job_id, api_name="/stop_job")
+
+
+@pytest.mark.parametrize(("api_name", "args", "words"), [
+    ("/get_job", ("nope0000",), ("job nope0000 not found",)),
+    ("/stop_job", ("nope0000",), ("job nope0000 not found",)),
+    ("/get_metrics", ("nope0000",), ("job nope0000 not found",)),
+    ("/get_config", ("nope0000",), ("config nope0000 not found",)),
+    ("/train", ({"max_steps": 0},), ("max_steps", "greater than or equal to 1")),
+    ("/train", ({"learning_rate": "fast"},), ("learning_rate", "valid number")),
+    ("/train", ({"epochs": 3},), ("epochs", "Extra inputs are not permitted")),
+    ("/save_config", ("", {}), ("name",)),
+    ("/save_config", ("x", {"lora_r": -1}), ("lora_r",)),
+    ("/list_jobs", ("finished",), ("status", "pending")),
+])
+def test_errors_raise_in_the_client_naming_the_problem(served: tuple[Client, JobManager], api_name: str,
+                                                       args: tuple[Any, ...], words: tuple[str, ...]) -> None:
+    client, manager = served
+    jobs_before = len(manager.list_jobs())
+    with pytest.raises(AppError) as caught:
+        client.predict(*args, api_name=api_name)
+    for word in words:
+        assert word in str(caught.value)
+    assert len(manager.list_jobs()) == jobs_before  # an invalid request starts nothing

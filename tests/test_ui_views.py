@@ -1,0 +1,110 @@
+"""The UI's pure parts: the form generated from SFTConfig, presets, table rows, incremental plot data."""
+
+from __future__ import annotations
+
+import math
+
+import gradio as gr
+import pytest
+
+from sft_ui import ui_views as views
+from sft_ui.config import SFTConfig, field_groups
+from sft_ui.jobs import JobManager
+from sft_ui.presets import BUILTIN_PRESETS, preset_config
+from sft_ui.ui import API_NAMES, build_ui
+
+SPECS = [spec for group in views.form_specs().values() for spec in group]
+
+
+def test_the_form_has_every_field_with_its_default_bounds_and_help() -> None:
+    assert [s.name for s in SPECS] == list(SFTConfig.model_fields)
+    assert list(views.form_specs()) == list(field_groups())
+    by_name = {s.name: s for s in SPECS}
+    assert by_name["max_steps"].info.endswith("[1 ≤ x ≤ 100,000]") and by_name["max_steps"].optional
+    assert by_name["learning_rate"].info == "Peak learning rate. [0 < x ≤ 1]"
+    assert by_name["dataset_format"].choices == ("auto", "alpaca", "sharegpt", "messages", "prompt_completion", "text")
+    assert by_name["lora_r"].label == "LoRA r" and by_name["use_lora"].kind == "bool"
+
+
+def test_the_default_form_is_the_default_config() -> None:
+    values = [s.default for s in SPECS]
+    assert SFTConfig(**views.form_to_config(SPECS, values)) == SFTConfig()
+    assert views.config_to_form(SPECS, SFTConfig().model_dump()) == values
+
+
+def test_form_values_convert_to_config_values() -> None:
+    values = dict(zip([s.name for s in SPECS], [s.default for s in SPECS], strict=True))
+    values.update(max_steps="", max_samples=" 50 ", batch_size=4.0, lora_target_modules="c_attn, c_proj\nc_fc,",
+                  job_name="  run 1 ")
+    config = SFTConfig(**views.form_to_config(SPECS, list(values.values())))
+    assert config.max_steps is None and config.max_samples == 50 and config.batch_size == 4
+    assert config.lora_target_modules == ["c_attn", "c_proj", "c_fc"] and config.job_name == "run 1"
+    back = dict(zip([s.name for s in SPECS], views.config_to_form(SPECS, config.model_dump()), strict=True))
+    assert back["max_steps"] == "" and back["max_samples"] == "50"
+    assert back["lora_target_modules"] == "c_attn, c_proj, c_fc"
+
+
+@pytest.mark.parametrize("name", list(BUILTIN_PRESETS))
+def test_every_builtin_preset_is_a_valid_config(name: str) -> None:
+    assert SFTConfig(**preset_config(name)).model_dump() == preset_config(name)
+    assert views.config_to_form(SPECS, preset_config(name))
+
+
+def test_table_rows_and_progress_text() -> None:
+    record = {"job_id": "abc", "name": "run", "status": "running", "created_at": "2026-11-27T16:22:01Z",
+              "config": {"base_model": "gpt2", "dataset_name": "tatsu-lab/alpaca"},
+              "progress": {"step": 12, "total_steps": 200, "eta_seconds": 65}, "metrics": {"loss": 1.234567}}
+    assert views.table_rows([record]) == [["run", "abc", "gpt2", "tatsu-lab/alpaca", "running", "12/200", "1.235",
+                                           "1m 05s", "2026-11-27 16:22:01"]]
+    html = views.progress_html(record)
+    assert 'data-status="running"' in html and "Step 12/200 · 6%" in html and "ETA 1m 05s" in html
+    queued = {**record, "status": "pending", "queue_position": 2}
+    assert "position 2 in the queue" in views.progress_html(queued)
+    assert views.table_rows([queued])[0][4] == "pending (#2 in queue)"
+    assert views.fmt_eta(3725) == "1h 02m" and views.fmt_eta(None) == ""
+    done = {**record, "status": "completed", "metrics": {"eval_loss": 2.0}, "result": {"final_loss": 0.5}}
+    assert views.table_rows([done])[0][6:8] == ["0.5", ""]  # last loss falls back to the final loss; no ETA
+
+
+def test_metrics_buffer_reads_incrementally_without_losing_or_repeating_points() -> None:
+    points = [{"step": s, "loss": 1 / s, "learning_rate": 0.1} for s in range(1, 6)]
+    buf = views.MetricsBuffer("j")
+    assert buf.since() is None and buf.add(points[:3])
+    assert buf.since() == 2  # one step back: a point logged late at step 3 is still read
+    eval_point = {"step": 3, "eval_loss": 0.9}
+    assert buf.add([p for p in [*points[:3], eval_point, *points[3:]] if p["step"] > buf.since()])
+    assert not buf.add([p for p in [*points[:3], eval_point, *points[3:]] if p["step"] > buf.since()])
+    assert [p[0] for p in buf.loss if p[2] == "train"] == [1, 2, 3, 4, 5]
+    assert [p[:2] for p in buf.loss if p[2] == "eval"] == [(3, 0.9)]
+    frame = buf.loss_frame()
+    assert list(frame.columns) == ["step", "loss", "series"] and frame["loss"].notna().sum() == 6
+    assert set(frame["series"]) == {"train", "eval"}  # a NaN row per series keeps the plot's colors stable
+
+
+def test_plots_stay_under_the_point_limit() -> None:
+    buf = views.MetricsBuffer("j")
+    buf.add([{"step": s, "loss": 1.0, "learning_rate": 0.1} for s in range(1, 20_001)])
+    frame = buf.loss_frame()
+    steps = frame["step"].dropna().tolist()
+    assert len(steps) == views.MAX_PLOT_POINTS and steps[0] == 1 and steps[-1] == 20_000
+    assert len(buf.lr_frame()) == views.MAX_PLOT_POINTS
+    curves = {f"job{i}": [{"step": s, "loss": 1.0} for s in range(1, 5001)] for i in range(4)}
+    assert views.compare_frame(curves)["loss"].notna().sum() <= views.MAX_PLOT_POINTS
+    assert views.decimate([1, 2, 3]) == [1, 2, 3] and math.isnan(views.plot_frame([], "loss", "job", ["a"])["step"][0])
+
+
+def test_preview_html_marks_what_carries_the_loss() -> None:
+    rows = [{"prompt": "Q: <hi>", "response": "A: yes", "text": "Q: <hi>A: yes", "tokens": 9, "loss_tokens": 3,
+             "loss_on": "completion only", "truncated": False}]
+    html = views.preview_html(rows)
+    assert "9 tokens" in html and "loss on 3 tokens" in html and "&lt;hi&gt;" in html and "<hi>" not in html
+    assert 'title="response: carries the loss"' in html
+
+
+def test_build_ui_touches_no_data_and_exposes_exactly_the_named_endpoints(tmp_path) -> None:
+    manager = JobManager(data_dir=tmp_path / "data")
+    demo = build_ui(manager)
+    assert isinstance(demo, gr.Blocks)
+    assert not (tmp_path / "data").exists()  # building the page opens nothing and starts nothing
+    public = sorted(fn.api_name for fn in demo.fns.values() if fn.api_visibility == "public")
+    assert public == sorted(API_NAMES)

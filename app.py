@@ -5,13 +5,16 @@ from __future__ import annotations
 import contextlib
 import logging
 import os
+import re
 import secrets
 from collections.abc import AsyncIterator
 
 import gradio as gr
 from fastapi import FastAPI
+from fastapi.responses import JSONResponse
+from starlette.types import ASGIApp, Receive, Scope, Send
 
-from sft_ui import api, settings
+from sft_ui import api, api_outputs, settings
 from sft_ui.jobs import JobManager, sft_job_manager
 from sft_ui.ui import build_ui
 
@@ -38,10 +41,33 @@ def build_app(manager: JobManager | None = None) -> FastAPI:
     app.state.sft_manager = manager
     api.install_error_handlers(app)
     app.include_router(api.router)
+    app.include_router(api_outputs.router)  # playground, download, merge, push
     key = settings.api_key()
     # With a key, the Gradio UI and its API ask for it too: any user name, the key as password.
     auth = (lambda _user, password: secrets.compare_digest(str(password).encode(), key.encode())) if key else None
-    return gr.mount_gradio_app(app, build_ui(manager), path="/", auth=auth, ssr_mode=False)
+    blocks = build_ui(manager)
+    app = gr.mount_gradio_app(app, blocks, path="/", auth=auth, ssr_mode=False)
+    names = {fn.api_name for fn in blocks.fns.values() if fn.api_name and fn.api_visibility != "private"}
+    app.add_middleware(UnknownGradioEndpoint, names=frozenset(names))
+    return app
+
+
+class UnknownGradioEndpoint:
+    """Answer 404 JSON to a Gradio call naming no public endpoint (Gradio itself fails with a 500)."""
+
+    ROUTE = re.compile(r"^/gradio_api/(?:call/v2|call|run|api)/([^/]+)/?$")
+
+    def __init__(self, app: ASGIApp, names: frozenset[str]) -> None:
+        self.app = app
+        self.names = names
+
+    async def __call__(self, scope: Scope, receive: Receive, send: Send) -> None:
+        match = self.ROUTE.match(scope["path"]) if scope["type"] == "http" and scope["method"] == "POST" else None
+        if match and match.group(1) not in self.names:
+            detail = f"no Gradio endpoint named {match.group(1)[:100]!r}; see /gradio_api/info"
+            await JSONResponse({"detail": detail}, status_code=404)(scope, receive, send)
+            return
+        await self.app(scope, receive, send)
 
 
 def main() -> None:

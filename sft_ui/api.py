@@ -79,6 +79,15 @@ class StopResponse(BaseModel):
     status: JobStatus
 
 
+class ResumeResponse(BaseModel):
+    """Answer of POST /jobs/{job_id}/resume: the job is queued again and continues from checkpoint `step`."""
+
+    message: str
+    job_id: str
+    status: JobStatus
+    step: int
+
+
 class MetricsResponse(BaseModel):
     """The job's logged points, oldest first (each has `step`, and `loss`, `learning_rate`, ... as logged)."""
 
@@ -210,6 +219,15 @@ def stop_job(job_id: str, manager: Manager) -> StopResponse:
     """Stop a pending or running job (it saves what it has); a job that already ended is 400."""
     record = manager.stop_job(job_id)
     return StopResponse(message=f"Job {job_id} stopped", job_id=job_id, status=record["status"])
+
+
+@_guarded.post("/jobs/{job_id}/resume", response_model=ResumeResponse, summary="Resume job")
+def resume_job(job_id: str, manager: Manager) -> ResumeResponse:
+    """Continue a stopped or failed job from its last checkpoint as the same job; 400 when it has none."""
+    record = manager.resume_job(job_id)
+    step = record["resumed"]["from_step"]
+    return ResumeResponse(message=f"Job {job_id} resumed from step {step}", job_id=job_id, status=record["status"],
+                          step=step)
 
 
 @_guarded.delete("/jobs/{job_id}", response_model=MessageResponse, summary="Delete job")

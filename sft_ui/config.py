@@ -12,9 +12,7 @@ BUILTIN_MODEL = "builtin:tiny-gpt2"
 BUILTIN_DATASET = "builtin:tasks"
 
 DatasetFormat = Literal["auto", "alpaca", "sharegpt", "messages", "prompt_completion", "text"]
-Scheduler = Literal[
-    "linear", "cosine", "cosine_with_restarts", "polynomial", "constant", "constant_with_warmup"
-]
+Scheduler = Literal["linear", "cosine", "cosine_with_restarts", "polynomial", "constant", "constant_with_warmup"]
 Precision = Literal["auto", "fp32", "bf16", "fp16"]
 
 
@@ -37,37 +35,70 @@ class SFTConfig(BaseModel):
     model_config = ConfigDict(extra="forbid", validate_assignment=True)
 
     # --- Job ---
-    job_name: str = Field("", max_length=MAX_NAME_LENGTH, description="A name to find the job by; empty uses the model and data set.")
+    job_name: str = Field(
+        "", max_length=MAX_NAME_LENGTH, description="A name to find the job by; empty uses the model and data set."
+    )
 
     # --- Model and data ---
-    base_model: str = Field(BUILTIN_MODEL, min_length=1, max_length=MAX_NAME_LENGTH, description="Hub id, local model folder under the data root, or builtin:tiny-gpt2.")
-    dataset_name: str = Field(BUILTIN_DATASET, min_length=1, max_length=MAX_NAME_LENGTH, description="Hub id, local .json/.jsonl/.csv/.parquet file under the data root, or builtin:tasks.")
+    base_model: str = Field(
+        BUILTIN_MODEL,
+        min_length=1,
+        max_length=MAX_NAME_LENGTH,
+        description="Hub id, local model folder under the data root, or builtin:tiny-gpt2.",
+    )
+    dataset_name: str = Field(
+        BUILTIN_DATASET,
+        min_length=1,
+        max_length=MAX_NAME_LENGTH,
+        description="Hub id, local .json/.jsonl/.csv/.parquet file under the data root, or builtin:tasks.",
+    )
     dataset_format: DatasetFormat = Field("auto", description="Row format; auto detects it from the columns.")
     dataset_split: str = Field("train", min_length=1, max_length=100, description="Split of the data set to train on.")
     max_samples: int | None = Field(None, ge=1, le=10_000_000, description="Use at most this many rows (empty: all).")
-    eval_split: float = Field(0.0, ge=0.0, le=0.5, description="Fraction of rows held out to compute an eval loss (0: none).")
-    max_seq_length: int = Field(256, ge=16, le=MAX_SEQ_LENGTH, description="Longest sequence in tokens; longer rows are truncated.")
+    eval_split: float = Field(
+        0.0, ge=0.0, le=0.5, description="Fraction of rows held out to compute an eval loss (0: none)."
+    )
+    max_seq_length: int = Field(
+        256, ge=16, le=MAX_SEQ_LENGTH, description="Longest sequence in tokens; longer rows are truncated."
+    )
 
     # --- Training ---
-    max_steps: int | None = Field(200, ge=1, le=MAX_STEPS, description="Optimizer steps to train; empty trains num_train_epochs instead.")
-    num_train_epochs: float = Field(1.0, gt=0.0, le=1000.0, description="Passes over the data, used when max_steps is empty.")
+    max_steps: int | None = Field(
+        200, ge=1, le=MAX_STEPS, description="Optimizer steps to train; empty trains num_train_epochs instead."
+    )
+    num_train_epochs: float = Field(
+        1.0, gt=0.0, le=1000.0, description="Passes over the data, used when max_steps is empty."
+    )
     learning_rate: float = Field(1e-3, gt=0.0, le=1.0, description="Peak learning rate.")
     batch_size: int = Field(8, ge=1, le=MAX_BATCH_SIZE, description="Rows per device per step.")
-    gradient_accumulation_steps: int = Field(1, ge=1, le=1024, description="Steps whose gradients add up before one optimizer update.")
-    warmup_ratio: float = Field(0.0, ge=0.0, le=0.5, description="Fraction of steps spent warming the learning rate up.")
+    gradient_accumulation_steps: int = Field(
+        1, ge=1, le=1024, description="Steps whose gradients add up before one optimizer update."
+    )
+    warmup_ratio: float = Field(
+        0.0, ge=0.0, le=0.5, description="Fraction of steps spent warming the learning rate up."
+    )
     lr_scheduler_type: Scheduler = Field("linear", description="How the learning rate changes over training.")
     weight_decay: float = Field(0.0, ge=0.0, le=1.0, description="AdamW weight decay.")
     seed: int = Field(42, ge=0, le=2**31 - 1, description="Random seed for data order and initialisation.")
     logging_steps: int = Field(1, ge=1, le=10_000, description="Record loss every this many steps.")
-    save_steps: int = Field(0, ge=0, le=MAX_STEPS, description="Save a checkpoint every this many steps (0: only at the end).")
-    output_dir: str = Field("outputs", min_length=1, max_length=MAX_NAME_LENGTH, description="Folder under the data root; each job writes to <output_dir>/<job_id>.")
+    save_steps: int = Field(
+        0, ge=0, le=MAX_STEPS, description="Save a checkpoint every this many steps (0: only at the end)."
+    )
+    output_dir: str = Field(
+        "outputs",
+        min_length=1,
+        max_length=MAX_NAME_LENGTH,
+        description="Folder under the data root; each job writes to <output_dir>/<job_id>.",
+    )
 
     # --- LoRA ---
     use_lora: bool = Field(True, description="Train a LoRA adapter instead of all weights.")
     lora_r: int = Field(16, ge=1, le=MAX_LORA_R, description="LoRA rank.")
     lora_alpha: int = Field(32, ge=1, le=4 * MAX_LORA_R, description="LoRA scaling numerator (scale = alpha / r).")
     lora_dropout: float = Field(0.05, ge=0.0, le=0.9, description="Dropout on the LoRA branch.")
-    lora_target_modules: list[str] = Field(default_factory=list, max_length=64, description="Module names to adapt; empty picks them for the architecture.")
+    lora_target_modules: list[str] = Field(
+        default_factory=list, max_length=64, description="Module names to adapt; empty picks them for the architecture."
+    )
 
     # --- Advanced ---
     packing: bool = Field(False, description="Pack several short rows into one sequence.")
@@ -81,6 +112,10 @@ class SFTConfig(BaseModel):
         path = PurePosixPath(value.replace("\\", "/"))
         if path.is_absolute() or ".." in path.parts or ":" in value:
             raise ValueError("must be a relative folder inside the data root")
+        if any(ord(c) < 32 or ord(c) == 127 for c in value):
+            raise ValueError("must not contain control characters")
+        if any(len(part.encode()) > 255 for part in path.parts):
+            raise ValueError("each folder name must be at most 255 bytes")
         return value
 
     @field_validator("lora_target_modules")
@@ -107,8 +142,29 @@ def field_groups() -> dict[str, list[str]]:
     """Field names by concern, in form order (read from the section comments above)."""
     groups = {
         "Job": ["job_name"],
-        "Model and data": ["base_model", "dataset_name", "dataset_format", "dataset_split", "max_samples", "eval_split", "max_seq_length"],
-        "Training": ["max_steps", "num_train_epochs", "learning_rate", "batch_size", "gradient_accumulation_steps", "warmup_ratio", "lr_scheduler_type", "weight_decay", "seed", "logging_steps", "save_steps", "output_dir"],
+        "Model and data": [
+            "base_model",
+            "dataset_name",
+            "dataset_format",
+            "dataset_split",
+            "max_samples",
+            "eval_split",
+            "max_seq_length",
+        ],
+        "Training": [
+            "max_steps",
+            "num_train_epochs",
+            "learning_rate",
+            "batch_size",
+            "gradient_accumulation_steps",
+            "warmup_ratio",
+            "lr_scheduler_type",
+            "weight_decay",
+            "seed",
+            "logging_steps",
+            "save_steps",
+            "output_dir",
+        ],
         "LoRA": ["use_lora", "lora_r", "lora_alpha", "lora_dropout", "lora_target_modules"],
         "Advanced": ["packing", "completion_only_loss", "precision", "gradient_checkpointing"],
     }

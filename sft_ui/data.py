@@ -69,6 +69,32 @@ def _check_hub_id(name: str, field: str) -> None:
         raise DataError(f"{field}: {name!r} is neither a hub id (owner/name), a built-in id nor a data-root path")
 
 
+def check_paths(config: SFTConfig, data_root: Path) -> None:
+    """Refuse at creation what the worker would refuse later: local paths leading out of the data root, odd ids."""
+    from sft_ui.builtin import is_builtin
+
+    for field in ("base_model", "dataset_name"):
+        name = getattr(config, field).strip()
+        if is_builtin(name):
+            continue  # an unknown built-in id fails in the worker, naming the ones that exist
+        if any(ord(c) < 32 or ord(c) == 127 for c in name):
+            raise DataError(f"{field}: must not contain control characters")
+        local = field == "base_model" or name.lower().endswith(LOCAL_SUFFIXES)
+        path = resolve_inside(data_root, name, field) if local else None  # ValueError naming the field
+        if path is None or (field == "base_model" and not _is_dir(path)):
+            if not _HUB_ID.match(name) or ".." in name:
+                raise DataError(f"{field}: {name!r} is neither a hub id (owner/name), a built-in id nor a "
+                                "data-root path")
+
+
+def _is_dir(path: Path) -> bool:
+    """Path.is_dir, False also for names the file system cannot hold (too long)."""
+    try:
+        return path.is_dir()
+    except OSError:
+        return False
+
+
 def load_source(config: SFTConfig, data_root: Path) -> Dataset:
     """The raw rows of config.dataset_name (built-in, local file or hub id), cut to max_samples."""
     from datasets import Dataset, load_dataset
@@ -232,9 +258,23 @@ def _rows(config: SFTConfig, ds: Dataset, tokenizer: Any) -> tuple[Dataset, dict
     return Dataset.from_list(out), kwargs, loss_on, fmt
 
 
-def prepare(config: SFTConfig, data_root: Path, tokenizer: Any) -> tuple[Dataset, Dataset | None, dict]:
-    """(train, eval or None, trl.SFTConfig kwargs); gives the tokenizer a chat template if it lacks one."""
-    train, kwargs, _, _ = _rows(config, load_source(config, data_root), tokenizer)
+def prompt_style(fmt: str, rows: Dataset) -> str:
+    """How a prompt is written for a model trained on these converted rows: alpaca, chat or plain."""
+    if fmt == "alpaca":
+        return "alpaca"
+    first = rows[0] if len(rows) else {}
+    return "chat" if "messages" in first or isinstance(first.get("prompt"), list) else "plain"
+
+
+def prepare(config: SFTConfig, data_root: Path, tokenizer: Any,
+            info: dict[str, Any] | None = None) -> tuple[Dataset, Dataset | None, dict]:
+    """(train, eval or None, trl.SFTConfig kwargs); gives the tokenizer a chat template if it lacks one.
+
+    `info`, when given, receives the format used (`dataset_format`) and how prompts look (`prompt_style`).
+    """
+    train, kwargs, _, fmt = _rows(config, load_source(config, data_root), tokenizer)
+    if info is not None:
+        info.update(dataset_format=fmt, prompt_style=prompt_style(fmt, train))
     if config.eval_split <= 0:
         return train, None, kwargs
     if len(train) < 2:  # eval_split <= 0.5 then leaves at least one training row

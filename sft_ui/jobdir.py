@@ -2,8 +2,10 @@
 
 from __future__ import annotations
 
+import collections
 import json
 import os
+import threading
 from pathlib import Path
 from typing import Any
 
@@ -15,6 +17,65 @@ LOG = "log.txt"  # the worker's stdout and stderr
 STOP = "stop"  # created by the server to ask the worker to stop
 MODEL = "model"  # the saved adapter or model, with its tokenizer
 CHECKPOINTS = "checkpoints"
+RESUME = "resume.json"  # written by the server to resume from a checkpoint: {"checkpoint": name, "step": N}
+
+
+def _not_a_number(constant: str) -> None:
+    """NaN and +-Infinity (a diverged loss) read as null: JSON answers cannot carry them."""
+    return None
+
+
+_DECODER = json.JSONDecoder(parse_constant=_not_a_number)
+
+
+def _point(line: str | bytes) -> dict[str, Any] | None:
+    """One metrics line as a dict with a numeric step; None for a line cut short by a kill or not a point."""
+    try:
+        point = _DECODER.decode(line.decode("utf-8") if isinstance(line, bytes) else line)
+    except (ValueError, UnicodeDecodeError):
+        return None
+    if not isinstance(point, dict) or not isinstance(point.get("step", 0), int | float):
+        return None
+    return point
+
+
+class MetricsReader:
+    """Reads metrics.jsonl files incrementally: each call parses only the lines appended since the last one.
+
+    Polling clients ask for a running job's history over and over; reading the whole file each time would cost
+    the server time that grows with the steps. A file that was replaced or cut is read again from the start.
+    """
+
+    def __init__(self, max_files: int = 32) -> None:
+        self._lock = threading.Lock()
+        self._files: collections.OrderedDict[Path, tuple[int, int, list[dict[str, Any]]]] = collections.OrderedDict()
+        self.max_files = max_files
+
+    def read(self, path: Path, since: int | None = None) -> list[dict[str, Any]]:
+        """Like read_metrics(path, since)."""
+        with self._lock:
+            try:
+                with open(path, "rb") as fh:
+                    inode, size = os.fstat(fh.fileno()).st_ino, os.fstat(fh.fileno()).st_size
+                    cached_inode, offset, points = self._files.get(path, (inode, 0, []))
+                    if offset:
+                        fh.seek(offset - 1)
+                        if cached_inode != inode or size < offset or fh.read(1) != b"\n":
+                            offset, points = 0, []  # replaced, cut, or rewritten: start over
+                            fh.seek(0)
+                    chunk = fh.read(size - offset)
+            except FileNotFoundError:
+                self._files.pop(path, None)
+                return []
+            whole = chunk.rfind(b"\n") + 1  # a line still being written waits for the next call
+            points.extend(p for p in map(_point, chunk[:whole].splitlines()) if p is not None)
+            self._files[path] = (inode, offset + whole, points)
+            self._files.move_to_end(path)
+            while len(self._files) > self.max_files:
+                self._files.popitem(last=False)
+            last = _point(chunk[whole:]) if chunk[whole:].strip() else None
+            found = [*points, last] if last is not None else points
+            return [dict(p) for p in found if since is None or p.get("step", 0) > since]
 
 
 def write_json(path: Path, data: dict[str, Any], durable: bool = False) -> None:
@@ -32,7 +93,7 @@ def read_json(path: Path) -> dict[str, Any] | None:
     """The JSON object in `path`, or None when it is missing or unreadable."""
     try:
         with open(path, encoding="utf-8") as fh:
-            data = json.load(fh)
+            data = _DECODER.decode(fh.read())
         return data if isinstance(data, dict) else None
     except (OSError, ValueError):
         return None
@@ -44,9 +105,8 @@ def read_metrics(path: Path, since: int | None = None) -> list[dict[str, Any]]:
     try:
         with open(path, encoding="utf-8") as fh:
             for line in fh:
-                try:
-                    point = json.loads(line)
-                except ValueError:
+                point = _point(line)
+                if point is None:
                     continue  # a line cut short by a kill
                 if since is None or point.get("step", 0) > since:
                     points.append(point)

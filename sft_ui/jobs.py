@@ -5,18 +5,19 @@ from __future__ import annotations
 import collections
 import json
 import logging
+import math
 import os
 import signal
 import subprocess
 import sys
 import threading
 import time
-from datetime import datetime, timezone
+from datetime import UTC, datetime
 from pathlib import Path
 from typing import Any
 
 from sft_ui import jobdir, settings
-from sft_ui.config import SFTConfig, parse_config
+from sft_ui.config import MAX_NAME_LENGTH, SFTConfig, parse_config
 from sft_ui.store import Store, new_id
 
 log = logging.getLogger(__name__)
@@ -34,9 +35,13 @@ class StateError(ValueError):
     """An operation the job's status does not allow (e.g. stopping a finished job)."""
 
 
+class LimitError(ValueError):
+    """A request beyond a limit that protects the machine (pending jobs, saved configs)."""
+
+
 def now_iso() -> str:
     """The current time, ISO 8601 UTC."""
-    return datetime.now(timezone.utc).isoformat(timespec="seconds").replace("+00:00", "Z")
+    return datetime.now(UTC).isoformat(timespec="seconds").replace("+00:00", "Z")
 
 
 class _Run:
@@ -61,6 +66,7 @@ class JobManager:
         self._store: Store | None = None
         self._queue: collections.deque[str] = collections.deque()
         self._runs: dict[str, _Run] = {}
+        self._metrics = jobdir.MetricsReader()  # polled histories are parsed once, then only what was appended
         self.data_dir = Path()
         self.cache_dir = Path()
         self.max_concurrent_jobs = 1
@@ -93,20 +99,40 @@ class JobManager:
     # --- jobs ---
     def create_job(self, config: SFTConfig | dict[str, Any]) -> str:
         """Validate `config`, record a pending job and make its directory; returns the job id."""
+        from sft_ui import data  # light: the path rules only
+
         cfg = parse_config(config)
+        data.check_paths(cfg, self.store_root())
         job_id = new_id()
-        job_dir = settings.resolve_inside(self.store_root(), cfg.output_dir, "output_dir") / job_id
-        job_dir.mkdir(parents=True, exist_ok=False)
+        job_dir = self._output_folder(cfg.output_dir) / job_id
         dumped = cfg.model_dump()
-        (job_dir / jobdir.CONFIG).write_text(json.dumps(dumped, indent=2), encoding="utf-8")
-        self.store.insert_job({
-            "job_id": job_id, "name": cfg.display_name, "status": "pending", "created_at": now_iso(),
-            "started_at": None, "finished_at": None, "queued_at": None, "config": dumped,
-            "job_dir": str(job_dir), "progress": {"step": 0, "total_steps": cfg.max_steps, "epoch": 0.0,
-                                                  "eta_seconds": None},
-            "metrics": {}, "phase": None, "error": None, "result": None,
-        })
+        with self._lock:
+            pending, limit = self.store.count_jobs("pending"), settings.max_queued_jobs()
+            if pending >= limit:
+                raise LimitError(f"too many pending jobs: {pending} wait to run (SFT_UI_MAX_QUEUED_JOBS={limit}); "
+                                 "stop some or let them finish first")
+            try:
+                job_dir.mkdir(parents=True, exist_ok=False)
+                (job_dir / jobdir.CONFIG).write_text(json.dumps(dumped, indent=2), encoding="utf-8")
+            except OSError as exc:
+                raise ValueError(f"output_dir: cannot make a job folder under {cfg.output_dir!r}: "
+                                 f"{exc.strerror or exc}") from None
+            self.store.insert_job({
+                "job_id": job_id, "name": cfg.display_name, "status": "pending", "created_at": now_iso(),
+                "started_at": None, "finished_at": None, "queued_at": None, "config": dumped,
+                "job_dir": str(job_dir), "progress": {"step": 0, "total_steps": cfg.max_steps, "epoch": 0.0,
+                                                      "eta_seconds": None},
+                "metrics": {}, "phase": None, "error": None, "result": None,
+            })
         return job_id
+
+    def _output_folder(self, output_dir: str) -> Path:
+        """The resolved output_dir: inside the data root, and neither the database nor the model cache."""
+        folder = settings.resolve_inside(self.store_root(), output_dir, "output_dir")
+        for reserved in (self.data_dir / "sft_ui.json", self.cache_dir.resolve()):
+            if folder == reserved or reserved in folder.parents:
+                raise ValueError(f"output_dir: {output_dir!r} is reserved for the server's own files")
+        return folder
 
     def store_root(self) -> Path:
         """The data root that job paths resolve under."""
@@ -135,9 +161,8 @@ class JobManager:
         if status is not None and status not in STATUSES:
             raise ValueError(f"status: must be one of {', '.join(STATUSES)}, got {status!r}")
         with self._lock:
-            records = [r for r in reversed(self.store.list_jobs()) if status is None or r["status"] == status]
-            end = None if limit is None else offset + limit
-            return [self._view(r) for r in records[offset:end]]
+            records = self.store.list_jobs(status=status, offset=offset, limit=limit, newest_first=True)
+            return [self._view(r) for r in records]
 
     def stop_job(self, job_id: str, wait: float = 10.0) -> dict[str, Any]:
         """Stop a pending or running job; waits up to `wait` s for a running one to save and exit."""
@@ -155,6 +180,34 @@ class JobManager:
         run.done.wait(wait)
         return self.get_job_status(job_id)
 
+    def resume_job(self, job_id: str) -> dict[str, Any]:
+        """Continue a stopped or failed job from its last checkpoint as the same job (queued like a start)."""
+        from sft_ui import resume
+
+        with self._lock:
+            record = self._get(job_id)
+            if record["status"] not in ("stopped", "failed"):
+                raise StateError(f"job {job_id} is {record['status']}; only a stopped or failed job can be resumed")
+            job_dir = Path(record["job_dir"])
+            point = resume.prepare(job_dir)
+            if point is None:
+                why = "save_steps is 0" if not record["config"].get("save_steps") else "it ended before the first"
+                raise StateError(f"job {job_id} has no checkpoint to resume from ({why}); set save_steps to save "
+                                 "checkpoints, or start a new job with its config")
+            last = (jobdir.read_metrics(job_dir / jobdir.METRICS) or [{}])[-1]
+            times = (record.get("resumed") or {}).get("times", 0) + 1
+            self.store.update_job(job_id, {
+                "status": "pending", "finished_at": None, "error": None, "result": None, "phase": None,
+                "queued_at": now_iso(), "metrics": last,
+                "progress": {"step": point["step"], "total_steps": record["progress"].get("total_steps"),
+                             "epoch": last.get("epoch", 0.0), "eta_seconds": None},
+                "resumed": {"from_step": point["step"], "checkpoint": point["checkpoint"], "at": now_iso(),
+                            "times": times},
+            })
+            self._queue.append(job_id)
+            self._schedule()
+        return self.get_job_status(job_id)
+
     def delete_job(self, job_id: str) -> None:
         """Forget a finished job (its files stay on disk); a pending or running job must stop first."""
         with self._lock:
@@ -166,7 +219,7 @@ class JobManager:
     def get_metrics(self, job_id: str, since: int | None = None) -> list[dict[str, Any]]:
         """The job's logged points (loss, learning_rate, ...) with step > since."""
         record = self._get(job_id)
-        return jobdir.read_metrics(Path(record["job_dir"]) / jobdir.METRICS, since)
+        return self._metrics.read(Path(record["job_dir"]) / jobdir.METRICS, _step(since, "since"))
 
     def get_log(self, job_id: str, max_bytes: int = 20_000) -> str:
         """The tail of the job's log."""
@@ -184,9 +237,15 @@ class JobManager:
         """Validate and store a config under `name` (replacing one of that name); returns its id."""
         if not isinstance(name, str) or not name.strip():
             raise ValueError("name: must be a non-empty string")
-        if len(name) > 200:
-            raise ValueError(f"name: at most 200 characters, got {len(name)}")
-        return self.store.save_config(name.strip(), parse_config(config).model_dump(), now_iso())
+        if len(name) > MAX_NAME_LENGTH:
+            raise ValueError(f"name: at most {MAX_NAME_LENGTH} characters, got {len(name)}")
+        dumped = parse_config(config).model_dump()
+        with self._lock:
+            saved, limit = self.store.count_configs(), settings.max_configs()
+            if saved >= limit and not self.store.count_configs(name.strip()):
+                raise LimitError(f"too many saved configs: {saved} (SFT_UI_MAX_CONFIGS={limit}); delete some first "
+                                 "or save under an existing name to replace it")
+            return self.store.save_config(name.strip(), dumped, now_iso())
 
     def list_configs(self) -> list[dict[str, Any]]:
         """Saved configs, oldest first: config_id, name, config."""
@@ -320,11 +379,26 @@ class JobManager:
             _killpg(run.process.pid, signal.SIGTERM)
 
 
+def _step(value: Any, field: str) -> int | None:
+    """A step number given as an int, a whole float or a numeric string; ValueError naming `field` otherwise."""
+    if value is None or (isinstance(value, int) and not isinstance(value, bool)):
+        return value
+    if isinstance(value, float) and math.isfinite(value):
+        return int(value)
+    if isinstance(value, str) and value.strip().lstrip("-").isdigit() and len(value) < 30:
+        return int(value)
+    raise ValueError(f"{field}: must be a whole number (a step), got {value!r:.80}")
+
+
 def _worker_env() -> dict[str, str]:
     env = dict(os.environ)
     env.setdefault("HF_HUB_ETAG_TIMEOUT", "10")
     env.setdefault("HF_HUB_DOWNLOAD_TIMEOUT", "20")
     env.setdefault("TOKENIZERS_PARALLELISM", "false")
+    # Torch's OpenMP threads spin while they wait for each other; when anything else wants a core (the server
+    # answering polls, another job) a spinning thread steals it from the one doing the work, and a CPU step can
+    # take 10-40 times longer. Waiting threads that sleep instead keep training steady under load.
+    env.setdefault("OMP_WAIT_POLICY", "PASSIVE")
     env["PYTHONUNBUFFERED"] = "1"
     # The worker runs in its job dir; make this package importable from there.
     root = str(Path(__file__).resolve().parents[1])

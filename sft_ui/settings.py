@@ -32,6 +32,16 @@ def stop_grace_seconds() -> float:
     return float(os.environ.get("SFT_UI_STOP_GRACE_SECONDS", "30"))
 
 
+def max_queued_jobs() -> int:
+    """How many jobs may be pending (created or queued, not yet running) at once (`SFT_UI_MAX_QUEUED_JOBS`)."""
+    return max(1, int(os.environ.get("SFT_UI_MAX_QUEUED_JOBS", "100")))
+
+
+def max_configs() -> int:
+    """How many configs may be saved (`SFT_UI_MAX_CONFIGS`, default 1000); replacing one by name always works."""
+    return max(1, int(os.environ.get("SFT_UI_MAX_CONFIGS", "1000")))
+
+
 def api_key() -> str | None:
     """Optional key that guards the API (`SFT_UI_API_KEY`); None leaves it open."""
     return os.environ.get("SFT_UI_API_KEY") or None

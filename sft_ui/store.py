@@ -29,6 +29,8 @@ class AtomicJSONStorage(Storage):
         self.path = Path(path)
         self.path.parent.mkdir(parents=True, exist_ok=True)
         self._data: dict[str, Any] | None = None
+        if not self.path.exists():
+            self.write({})  # hold the name from the start: nothing else may create a folder there
 
     def read(self) -> dict[str, Any] | None:
         if self._data is None:
@@ -92,10 +94,25 @@ class Store:
             doc = self._jobs.get(Query().job_id == job_id)
             return copy.deepcopy(dict(doc)) if doc else None
 
-    def list_jobs(self) -> list[dict[str, Any]]:
-        """All job records, oldest first."""
+    def list_jobs(self, status: str | None = None, offset: int = 0, limit: int | None = None,
+                  newest_first: bool = False) -> list[dict[str, Any]]:
+        """Job records, oldest first (or newest first), only those with `status` when given, one page of them.
+
+        Only the page is copied, so a page of a long list costs little more than a page of a short one.
+        """
         with self._lock:
-            return [copy.deepcopy(dict(doc)) for doc in self._jobs.all()]
+            docs = self._jobs.all()
+            if newest_first:
+                docs.reverse()
+            if status is not None:
+                docs = [doc for doc in docs if doc.get("status") == status]
+            end = None if limit is None else offset + limit
+            return [copy.deepcopy(dict(doc)) for doc in docs[offset:end]]
+
+    def count_jobs(self, status: str) -> int:
+        """How many jobs have `status` (no copies made)."""
+        with self._lock:
+            return self._jobs.count(Query().status == status)
 
     def delete_job(self, job_id: str) -> bool:
         with self._lock:
@@ -114,6 +131,11 @@ class Store:
                 {"config_id": config_id, "name": name, "config": config, "created_at": now, "updated_at": now}
             )
             return config_id
+
+    def count_configs(self, name: str | None = None) -> int:
+        """How many configs are saved (only those called `name`, when given)."""
+        with self._lock:
+            return len(self._configs) if name is None else self._configs.count(Query().name == name)
 
     def list_configs(self) -> list[dict[str, Any]]:
         with self._lock:

@@ -2,6 +2,7 @@
 
 from __future__ import annotations
 
+import math
 import time
 from pathlib import Path
 from typing import Any, Protocol
@@ -41,18 +42,21 @@ class ReportCallback(TrainerCallback):
     def __init__(self, reporter: Reporter) -> None:
         self.reporter = reporter
         self.started = time.monotonic()
+        self.first_step = 0  # the step training began at: 0, or the checkpoint's when resumed
         self.last_loss: float | None = None
 
     def on_train_begin(self, args, state, control, **kwargs):  # type: ignore[no-untyped-def]
         self.started = time.monotonic()
-        self.reporter.phase("training", total_steps=state.max_steps)
+        self.first_step = state.global_step
+        self.reporter.phase("training", total_steps=state.max_steps, step=state.global_step)
         if self.reporter.should_stop():
             control.should_training_stop = True
 
     def on_step_end(self, args, state, control, **kwargs):  # type: ignore[no-untyped-def]
         elapsed = time.monotonic() - self.started
         step = state.global_step
-        eta = elapsed / step * (state.max_steps - step) if step else None
+        done = step - self.first_step
+        eta = elapsed / done * (state.max_steps - step) if done > 0 else None
         self.reporter.progress(step=step, total_steps=state.max_steps, epoch=round(state.epoch or 0.0, 4),
                                eta_seconds=round(eta, 1) if eta is not None else None)
         if self.reporter.should_stop():
@@ -69,7 +73,10 @@ class ReportCallback(TrainerCallback):
 
 
 def _number(value: Any) -> Any:
-    return round(float(value), 6) if isinstance(value, (int, float)) and not isinstance(value, bool) else value
+    """A logged value rounded; NaN and infinities (a diverged loss) become None, which JSON can carry."""
+    if not isinstance(value, (int, float)) or isinstance(value, bool):
+        return value
+    return round(float(value), 6) if math.isfinite(value) else None
 
 
 def pick_precision(requested: str) -> tuple[bool, bool, str]:
@@ -85,6 +92,12 @@ def pick_precision(requested: str) -> tuple[bool, bool, str]:
     return (requested == "bf16", requested == "fp16", "")
 
 
+def _max_length(config: SFTConfig, model: Any) -> int:
+    """max_seq_length, capped at the positions the model has (a longer one would crash the step)."""
+    positions = getattr(model.config, "max_position_embeddings", None) or getattr(model.config, "n_positions", None)
+    return min(config.max_seq_length, positions) if positions else config.max_seq_length
+
+
 def lora_targets(model: Any, requested: list[str]) -> list[str] | str:
     """The modules LoRA adapts: the requested ones, else the architecture's usual set."""
     if requested:
@@ -92,8 +105,9 @@ def lora_targets(model: Any, requested: list[str]) -> list[str] | str:
     return LORA_TARGETS.get(getattr(model.config, "model_type", ""), "all-linear")
 
 
-def run(config: SFTConfig, job_dir: Path, data_root: Path, cache_dir: Path, reporter: Reporter) -> dict[str, Any]:
-    """Train `config` and save into `job_dir`; returns the result summary."""
+def run(config: SFTConfig, job_dir: Path, data_root: Path, cache_dir: Path, reporter: Reporter,
+        resume_from: Path | None = None) -> dict[str, Any]:
+    """Train `config` and save into `job_dir` (continuing from checkpoint `resume_from`); returns the result."""
     from peft import LoraConfig
     from trl import SFTConfig as TRLConfig
     from trl import SFTTrainer
@@ -112,12 +126,14 @@ def run(config: SFTConfig, job_dir: Path, data_root: Path, cache_dir: Path, repo
             trust_remote_code=False,
         )
     except OSError as exc:
-        raise ValueError(f"base_model: could not load {config.base_model!r}: {str(exc).strip().splitlines()[0][:300] if str(exc).strip() else type(exc).__name__}") from exc
+        cause = str(exc).strip().splitlines()[0][:300] if str(exc).strip() else type(exc).__name__
+        raise ValueError(f"base_model: could not load {config.base_model!r}: {cause}") from exc
     if reporter.should_stop():
         return {"stopped_early": True, "steps": 0}
 
     reporter.phase("loading_data")
-    train_set, eval_set, trl_kwargs = data.prepare(config, data_root, tokenizer)
+    shape: dict[str, Any] = {}
+    train_set, eval_set, trl_kwargs = data.prepare(config, data_root, tokenizer, shape)
     if reporter.should_stop():
         return {"stopped_early": True, "steps": 0}
 
@@ -139,7 +155,7 @@ def run(config: SFTConfig, job_dir: Path, data_root: Path, cache_dir: Path, repo
         save_total_limit=3,
         eval_strategy="steps" if eval_set is not None else "no",
         eval_steps=0.1 if eval_set is not None else None,  # ten evaluations per run
-        max_length=config.max_seq_length,
+        max_length=_max_length(config, model),
         packing=config.packing,
         gradient_checkpointing=config.gradient_checkpointing,
         bf16=bf16,
@@ -156,7 +172,9 @@ def run(config: SFTConfig, job_dir: Path, data_root: Path, cache_dir: Path, repo
     callback = ReportCallback(reporter)
     trainer = SFTTrainer(model=model, args=args, train_dataset=train_set, eval_dataset=eval_set,
                          processing_class=tokenizer, peft_config=peft_config, callbacks=[callback])
-    output = trainer.train()
+    if resume_from is not None:
+        print(f"[sft-ui] resuming from {resume_from.name}", flush=True)
+    output = trainer.train(resume_from_checkpoint=str(resume_from) if resume_from is not None else None)
     stopped = reporter.should_stop()
 
     reporter.phase("saving")
@@ -173,4 +191,5 @@ def run(config: SFTConfig, job_dir: Path, data_root: Path, cache_dir: Path, repo
         "runtime_seconds": round(time.monotonic() - began, 2),
         "train_rows": len(train_set),
         "stopped_early": stopped,
+        **shape,  # dataset_format and prompt_style: how the playground writes prompts for this model
     }

@@ -7,6 +7,7 @@ import gradio as gr
 import pandas as pd
 from pydantic import ValidationError
 
+from sft_ui import ui_outputs
 from sft_ui import ui_views as views
 from sft_ui.config import describe_errors
 from sft_ui.jobs import JobManager, NotFoundError, StateError
@@ -15,7 +16,8 @@ from sft_ui.presets import BUILTIN_PRESETS, preset_config
 log = logging.getLogger(__name__)
 
 REFRESH_SECONDS = 2.0
-API_NAMES = ("train", "list_jobs", "get_job", "stop_job", "get_metrics", "save_config", "list_configs", "get_config")
+API_NAMES = ("train", "list_jobs", "get_job", "stop_job", "get_metrics", "save_config", "list_configs", "get_config",
+             *ui_outputs.API_NAMES)
 DEFAULT_PRESET = "builtin:" + next(iter(BUILTIN_PRESETS))
 PRIVATE: dict[str, Any] = {"api_visibility": "private"}
 QUIET: dict[str, Any] = {"api_visibility": "private", "show_progress": "hidden", "concurrency_limit": None}
@@ -58,7 +60,7 @@ def add_api(manager: JobManager) -> None:
 
     def get_metrics(job_id: str, since: int | None = None) -> dict:
         """The job's logged points (loss, learning_rate, ...), only those with step > since when given."""
-        return {"job_id": job_id, "points": call(manager.get_metrics, job_id, None if since is None else int(since))}
+        return {"job_id": job_id, "points": call(manager.get_metrics, job_id, since)}
 
     def save_config(name: str, config: dict) -> dict:
         """Store `config` under `name` (replacing a config of that name): {config_id, name}."""
@@ -75,6 +77,7 @@ def add_api(manager: JobManager) -> None:
 
     for fn in (train, list_jobs, get_job, stop_job, get_metrics, save_config, list_configs, get_config):
         gr.api(fn, api_name=fn.__name__, concurrency_limit=None)
+    ui_outputs.add_api(manager, call)  # generate, resume_job
 
 
 def build_ui(manager: JobManager) -> gr.Blocks:
@@ -135,6 +138,7 @@ def build_ui(manager: JobManager) -> gr.Blocks:
                             stop_btn = gr.Button("Stop", variant="stop", interactive=False, elem_id="stop-btn")
                             reuse_btn = gr.Button("Use as new config", interactive=False, elem_id="reuse-btn")
                         job_msg = gr.HTML(elem_id="job-msg")
+                        job_actions = ui_outputs.job_actions()
                         error_box = gr.Markdown(visible=False, elem_id="job-error")
                         loss_plot = gr.LinePlot(_empty_loss(), x="step", y="loss", color="series", title="Loss",
                                                 height=280, elem_id="loss-plot")
@@ -147,6 +151,9 @@ def build_ui(manager: JobManager) -> gr.Blocks:
                         with gr.Accordion("Config", open=False):
                             config_box = gr.JSON(label="Config", elem_id="job-config")
 
+            with gr.Tab("Playground", id="playground") as playground_tab:
+                playground = ui_outputs.playground_tab()
+
             with gr.Tab("Compare", id="compare"):
                 gr.Markdown("Pick jobs to overlay their training loss; running jobs update live.")
                 compare_pick = gr.Dropdown([], value=[], multiselect=True, label="Jobs to compare",
@@ -155,6 +162,7 @@ def build_ui(manager: JobManager) -> gr.Blocks:
                                            height=420, elem_id="compare-plot")
 
         add_api(manager)
+        ui_outputs.wire(manager, job_actions, playground, playground_tab, tabs, job_pick, job_msg, metrics_buf)
 
         # --- Train tab ---
         def form_config(values: tuple[Any, ...]) -> dict[str, Any]:

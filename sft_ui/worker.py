@@ -90,6 +90,18 @@ def one_line(exc: BaseException) -> str:
     return text[:500]
 
 
+def _resume_point(job_dir: Path, reporter: Reporter) -> Path | None:
+    """The checkpoint folder that resume.json (written by JobManager.resume_job) names, or None."""
+    resume = jobdir.read_json(job_dir / jobdir.RESUME)
+    if not resume:
+        return None
+    folder = job_dir / jobdir.CHECKPOINTS / str(resume.get("checkpoint", ""))
+    if not (folder / "trainer_state.json").is_file():
+        raise FileNotFoundError(f"cannot resume: checkpoint {folder.name!r} is missing or incomplete")
+    reporter.phase("starting", step=int(resume.get("step") or 0))
+    return folder
+
+
 def main(argv: list[str] | None = None) -> int:
     """Run the job in JOB_DIR and write its result.json; the exit code is 0 unless it crashed."""
     signal.signal(signal.SIGTERM, _on_signal)
@@ -111,9 +123,10 @@ def main(argv: list[str] | None = None) -> int:
         if reporter.should_stop():
             outcome = {"status": "stopped", "error": None, "result": None}
         else:
+            resume = _resume_point(job_dir, reporter)
             from sft_ui import training  # heavy: torch, transformers, trl, peft
 
-            result = training.run(config, job_dir, args.data_root, args.cache_dir, reporter)
+            result = training.run(config, job_dir, args.data_root, args.cache_dir, reporter, resume_from=resume)
             outcome = {"status": "stopped" if result.get("stopped_early") else "completed",
                        "error": None, "result": result}
     except BaseException as exc:  # noqa: BLE001 - every failure becomes the job's error

@@ -33,6 +33,20 @@ def manager(tmp_path: Path) -> Iterator[JobManager]:
 
 
 @pytest.fixture(scope="session")
+def trained_job(tmp_path_factory: pytest.TempPathFactory, builtin_cache: Path) -> Iterator[tuple[JobManager, str]]:
+    """A LoRA job of the default SFTConfig (the built-in demo) at half its steps, shared by the tests that use it."""
+    from tests.helpers import wait_for
+
+    mgr = JobManager(data_dir=tmp_path_factory.mktemp("trained") / "data")
+    job_id = mgr.create_job({"job_name": "default demo", "max_steps": 100})  # 100 of 200 steps already suffice
+    mgr.start_job(job_id)
+    record = wait_for(mgr, job_id, ("completed", "failed", "stopped"), timeout=600)
+    assert record["status"] == "completed", (record["error"], mgr.get_log(job_id)[-3000:])
+    yield mgr, job_id
+    mgr.shutdown()
+
+
+@pytest.fixture(scope="session")
 def sft_server(tmp_path_factory: pytest.TempPathFactory, builtin_cache: Path) -> Iterator[str]:
     """README's run command, `python app.py`, serving on a free port; yields its base URL."""
     import signal

@@ -2,10 +2,15 @@
 
 from __future__ import annotations
 
+import shutil
 import time
+from pathlib import Path
 
 import pytest
+from fastapi import FastAPI
+from fastapi.testclient import TestClient
 
+from sft_ui import jobdir
 from sft_ui.jobs import JobManager
 
 
@@ -19,3 +24,26 @@ def wait_for(manager: JobManager, job_id: str, statuses: tuple[str, ...], timeou
         time.sleep(0.2)
     pytest.fail(f"job {job_id} did not reach {statuses} in {timeout}s: {manager.get_job_status(job_id)}\n"
                 f"log:\n{manager.get_log(job_id)}")
+
+
+def fake_trained_job(manager: JobManager, config: dict, model_from: str | Path) -> str:
+    """A `completed` job whose model/ is a copy of the folder `model_from` (no training): for fast tests."""
+    job_id = manager.create_job(config)
+    job_dir = Path(manager.get_job_status(job_id)["job_dir"])
+    shutil.copytree(model_from, job_dir / jobdir.MODEL)
+    (job_dir / jobdir.METRICS).write_text('{"step": 1, "loss": 2.0}\n')
+    manager.store.update_job(job_id, {"status": "completed", "finished_at": "2026-01-01T00:00:00Z",
+                                      "result": {"output_dir": str(job_dir / jobdir.MODEL), "steps": 1}})
+    return job_id
+
+
+def rest_client(manager: JobManager) -> TestClient:
+    """The REST routers alone (no Gradio) over `manager`, with the app's error handlers."""
+    from sft_ui import api, api_outputs
+
+    app = FastAPI()
+    app.state.sft_manager = manager
+    api.install_error_handlers(app)
+    app.include_router(api.router)
+    app.include_router(api_outputs.router)
+    return TestClient(app)

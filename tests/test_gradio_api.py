@@ -14,6 +14,7 @@ from gradio_client.exceptions import AppError
 from sft_ui.builtin import builtin_model_path
 from sft_ui.jobs import JobManager
 from sft_ui.ui import API_NAMES
+from tests.helpers import fake_trained_job
 from tests.live_server import live_server
 
 
@@ -55,6 +56,9 @@ def test_view_api_lists_exactly_the_named_endpoints(client: Client) -> None:
     params = {name: [p["parameter_name"] for p in ep["parameters"]] for name, ep in info["named_endpoints"].items()}
     assert params["/train"] == ["config"] and params["/get_metrics"] == ["job_id", "since"]
     assert params["/save_config"] == ["name", "config"] and params["/list_configs"] == []
+    assert params["/generate"] == ["job_id", "prompt", "max_new_tokens", "temperature", "top_p", "input"]
+    assert params["/resume_job"] == ["job_id"]
+    assert {"/generate", "/resume_job"} <= set(info["named_endpoints"])
 
 
 def test_train_the_default_to_completed_then_read_metrics_and_list(client: Client) -> None:
@@ -93,6 +97,18 @@ def test_save_list_and_get_a_config(client: Client) -> None:
     assert client.predict(saved["config_id"], api_name="/get_config")["config"]["max_steps"] == 7
 
 
+def test_generate_answers_with_base_and_tuned_model(served: tuple[Client, JobManager], builtin_cache: Path) -> None:
+    client, manager = served
+    job_id = fake_trained_job(manager, {"use_lora": False}, builtin_model_path(builtin_cache))
+    out = client.predict(job_id, "Upper-case the word.", 6, 0.0, 1.0, "fox", api_name="/generate")
+    assert out["prompt_formatted"] == "### Instruction:\nUpper-case the word.\n\n### Input:\nfox\n\n### Response:\n"
+    assert out["base"] == out["tuned"] and out["prompt_style"] == "alpaca"  # this "fine-tune" is the base itself
+    with pytest.raises(AppError, match="max_new_tokens"):
+        client.predict(job_id, "hi", 0, api_name="/generate")
+    with pytest.raises(AppError, match="only a stopped or failed job can be resumed"):
+        client.predict(job_id, api_name="/resume_job")
+
+
 def test_stop_a_long_job(client: Client) -> None:
     job_id = client.predict({"max_steps": 100_000}, api_name="/train")["job_id"]
     wait_for(client, job_id, ("running",), until=lambda r: r["progress"]["step"] >= 1)
@@ -109,6 +125,8 @@ def test_stop_a_long_job(client: Client) -> None:
     ("/stop_job", ("nope0000",), ("job nope0000 not found",)),
     ("/get_metrics", ("nope0000",), ("job nope0000 not found",)),
     ("/get_config", ("nope0000",), ("config nope0000 not found",)),
+    ("/generate", ("nope0000", "hi"), ("job nope0000 not found",)),
+    ("/resume_job", ("nope0000",), ("job nope0000 not found",)),
     ("/train", ({"max_steps": 0},), ("max_steps", "greater than or equal to 1")),
     ("/train", ({"learning_rate": "fast"},), ("learning_rate", "valid number")),
     ("/train", ({"epochs": 3},), ("epochs", "Extra inputs are not permitted")),

@@ -209,7 +209,10 @@ def test_data_preview_shows_the_rows_as_the_model_sees_them(ui: Page) -> None:
     expect(ui.locator("#preview-out")).to_contain_text("Cannot read the data set", timeout=60_000)
 
 
-def test_the_jobs_tab_stays_responsive_with_200_jobs(page: Page, tmp_path: Path) -> None:
+def test_the_jobs_tab_stays_responsive_with_200_jobs(
+    page: Page, tmp_path: Path, monkeypatch: pytest.MonkeyPatch
+) -> None:
+    monkeypatch.setenv("SFT_UI_MAX_QUEUED_JOBS", "1000")  # 100 of these wait as pending
     manager = JobManager(data_dir=tmp_path / "data")
     for i in range(200):
         job_id = manager.create_job({"job_name": f"run {i:03d}", "max_steps": 10 + i})

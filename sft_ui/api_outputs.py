@@ -1,0 +1,89 @@
+"""REST endpoints for what a job trained: playground answers, zip download, LoRA merge, push to the Hub."""
+
+from __future__ import annotations
+
+from fastapi import APIRouter, Depends
+from fastapi.responses import FileResponse
+from pydantic import BaseModel, ConfigDict, Field
+
+from sft_ui import export
+from sft_ui.api import ERRORS, PREFIX, Manager, require_api_key
+from sft_ui.playground import MAX_NEW_TOKENS, MAX_PROMPT_CHARS, PLAYGROUND
+
+
+class GenerateRequest(BaseModel):
+    """Body of POST /jobs/{job_id}/generate: a prompt, written for the model as in training."""
+
+    model_config = ConfigDict(extra="forbid")
+    prompt: str = Field(min_length=1, max_length=MAX_PROMPT_CHARS, description="The instruction or user message")
+    input: str = Field("", max_length=MAX_PROMPT_CHARS, description="Optional input (alpaca's `input` field)")
+    max_new_tokens: int = Field(64, ge=1, le=MAX_NEW_TOKENS, description="Most tokens to generate")
+    temperature: float = Field(0.0, ge=0.0, le=2.0, description="0: greedy (the same answer every time)")
+    top_p: float = Field(1.0, gt=0.0, le=1.0, description="Nucleus sampling (when temperature > 0)")
+
+
+class GenerateResponse(BaseModel):
+    """The base model's and the tuned model's answers, and the prompt exactly as the models read it."""
+
+    model_config = ConfigDict(extra="allow")
+    base: str
+    tuned: str
+    prompt_formatted: str
+    prompt_style: str = Field(description="alpaca, chat (the tokenizer's chat template) or plain")
+
+
+class MergeResponse(BaseModel):
+    """Where the merged model was saved (loadable with AutoModelForCausalLM)."""
+
+    message: str
+    job_id: str
+    merged_dir: str
+
+
+class PushRequest(BaseModel):
+    """Body of POST /jobs/{job_id}/push; the server's HF_TOKEN environment variable authorizes it."""
+
+    model_config = ConfigDict(extra="forbid")
+    repo_id: str = Field(min_length=1, max_length=200, description="Hub repo id, e.g. 'me/my-model'")
+    private: bool = Field(True, description="Create the repo private (an existing repo keeps its visibility)")
+    merged: bool = Field(False, description="Push the merged model (after /merge) instead of the adapter")
+
+
+class PushResponse(BaseModel):
+    """The repo the model went to."""
+
+    model_config = ConfigDict(extra="allow")
+    message: str
+    repo_id: str
+    url: str
+    private: bool
+
+
+router = APIRouter(prefix=PREFIX, tags=["sft"], dependencies=[Depends(require_api_key)], responses=ERRORS)
+
+
+@router.post("/jobs/{job_id}/generate", response_model=GenerateResponse, summary="Try the tuned model")
+def generate(job_id: str, body: GenerateRequest, manager: Manager) -> dict:
+    """Answer a prompt with the base and the tuned model of a completed or stopped job (400 without a model)."""
+    return PLAYGROUND.generate(manager, job_id, body.prompt, body.max_new_tokens, body.temperature, body.top_p,
+                               body.input)
+
+
+@router.get("/jobs/{job_id}/download", response_class=FileResponse, summary="Download the model",
+            responses={200: {"content": {"application/zip": {}}, "description": "The zip"}})
+def download(job_id: str, manager: Manager) -> FileResponse:
+    """A zip of the job's model/ (adapter or full model, tokenizer), config.json and metrics.jsonl."""
+    path = export.zip_job(manager, job_id)
+    return FileResponse(path, media_type="application/zip", filename=path.name)
+
+
+@router.post("/jobs/{job_id}/merge", response_model=MergeResponse, summary="Merge the LoRA adapter")
+def merge(job_id: str, manager: Manager) -> dict:
+    """Merge the adapter into its base model and save it to <job dir>/merged (400 for a full fine-tune)."""
+    return export.merge(manager, job_id)
+
+
+@router.post("/jobs/{job_id}/push", response_model=PushResponse, summary="Push to the Hugging Face Hub")
+def push(job_id: str, body: PushRequest, manager: Manager) -> dict:
+    """Upload the model to a Hub repo (private by default); 400 when HF_TOKEN is not set."""
+    return export.push(manager, job_id, body.repo_id, private=body.private, merged=body.merged)

@@ -1,0 +1,180 @@
+"""Keep what a job trained: a zip to download, a LoRA adapter merged into its base model, a push to the Hub."""
+
+from __future__ import annotations
+
+import json
+import os
+import shutil
+import tempfile
+import threading
+import uuid
+import zipfile
+from pathlib import Path
+from typing import Any
+
+from sft_ui import jobdir
+from sft_ui.builtin import is_builtin
+from sft_ui.jobs import ACTIVE, JobManager, StateError
+
+MERGED = "merged"  # the job dir's folder for the merged model
+ADAPTER_CONFIG = "adapter_config.json"
+_STORED = (".safetensors", ".bin", ".pt", ".pth", ".gguf")  # weights barely compress: store them as they are
+_merge_lock = threading.Lock()  # one merge at a time: each holds a whole model in memory
+
+
+def export_dir() -> Path:
+    """Where download zips are built (the system temp dir, which Gradio may serve files from)."""
+    folder = Path(tempfile.gettempdir()) / "sft-ui-exports"
+    folder.mkdir(parents=True, exist_ok=True)
+    return folder
+
+
+def saved_model(manager: JobManager, job_id: str) -> tuple[dict[str, Any], Path]:
+    """The job's record and its saved model folder; StateError while it runs or when it saved none."""
+    record = manager.get_job_status(job_id)
+    if record["status"] in ACTIVE:
+        raise StateError(f"job {job_id} is {record['status']}; its model can be used once it has completed or "
+                         "stopped")
+    model_dir = Path(record["job_dir"]) / jobdir.MODEL
+    if not has_model(model_dir):
+        raise StateError(f"job {job_id} has no saved model: it {record['status']} before saving one")
+    return record, model_dir
+
+
+def has_model(model_dir: Path) -> bool:
+    """Whether the folder holds a saved adapter or model."""
+    return (model_dir / ADAPTER_CONFIG).is_file() or (model_dir / "config.json").is_file()
+
+
+def is_adapter(model_dir: Path) -> bool:
+    """Whether the folder holds a LoRA adapter (rather than a whole model)."""
+    return (model_dir / ADAPTER_CONFIG).is_file()
+
+
+def model_card(record: dict[str, Any], what: str) -> str:
+    """A README for the exported or pushed model: what it was trained from, and how to load it."""
+    config = record.get("config") or {}
+    result = record.get("result") or {}
+    base = config.get("base_model", "")
+    loader = "AutoPeftModelForCausalLM" if what == "lora_adapter" else "AutoModelForCausalLM"
+    module = "peft" if what == "lora_adapter" else "transformers"
+    front = ["---", "library_name: " + ("peft" if what == "lora_adapter" else "transformers"),
+             "pipeline_tag: text-generation", "tags: [sft, trl, sft-ui]"]
+    if base and not is_builtin(base) and "/" in base and not os.path.isabs(base):
+        front.append(f"base_model: {base}")
+    front.append("---")
+    facts = [f"- base model: `{base}`", f"- data set: `{config.get('dataset_name', '')}`",
+             f"- steps: {result.get('steps', (record.get('progress') or {}).get('step'))}",
+             f"- final training loss: {result.get('final_loss')}",
+             f"- prompt format: {result.get('prompt_style', 'see config')}"]
+    return "\n".join([
+        *front, "", f"# {record.get('name') or record['job_id']}", "",
+        f"A {what.replace('_', ' ')} fine-tuned with sft-ui (TRL SFT), job `{record['job_id']}`.",
+        "", *facts, "", "```python", f"from {module} import {loader}", "",
+        f'model = {loader}.from_pretrained("<this folder or repo>")', "```", "",
+        "The training config is in `sft_ui_config.json` (`config.json` inside a zip).", "",
+    ])
+
+
+def zip_job(manager: JobManager, job_id: str) -> Path:
+    """Build `sft-ui-<job_id>.zip`: model/ (adapter or model, with tokenizer), config.json, metrics.jsonl."""
+    record, model_dir = saved_model(manager, job_id)
+    job_dir = Path(record["job_dir"])
+    dest = export_dir() / f"sft-ui-{job_id}.zip"
+    tmp = dest.with_name(f".{dest.name}.{uuid.uuid4().hex[:8]}.tmp")
+    what = "lora_adapter" if is_adapter(model_dir) else "full_model"
+    try:
+        with zipfile.ZipFile(tmp, "w", compression=zipfile.ZIP_DEFLATED) as archive:
+            for path in sorted(model_dir.rglob("*")):
+                if path.is_file() and not path.is_symlink():
+                    stored = path.suffix in _STORED
+                    archive.write(path, f"model/{path.relative_to(model_dir).as_posix()}",
+                                  compress_type=zipfile.ZIP_STORED if stored else zipfile.ZIP_DEFLATED)
+            for name in (jobdir.CONFIG, jobdir.METRICS, jobdir.RESULT):
+                if (job_dir / name).is_file():
+                    archive.write(job_dir / name, name)
+            archive.writestr("README.md", model_card(record, what))
+        os.replace(tmp, dest)
+    finally:
+        tmp.unlink(missing_ok=True)
+    return dest
+
+
+def merge(manager: JobManager, job_id: str) -> dict[str, Any]:
+    """Merge the job's LoRA adapter into its base model and save the whole model into <job dir>/merged."""
+    record, model_dir = saved_model(manager, job_id)
+    if not is_adapter(model_dir):
+        raise StateError(f"job {job_id} trained the whole model (use_lora was off): model/ already is a full "
+                         "model, with nothing to merge")
+    from sft_ui import data
+
+    base_path = data.resolve_model_path(record["config"]["base_model"], manager.store_root(), manager.cache_dir)
+    job_dir = Path(record["job_dir"])
+    dest = job_dir / MERGED
+    with _merge_lock:
+        from peft import PeftModel
+        from transformers import AutoModelForCausalLM, AutoTokenizer
+
+        try:
+            base = AutoModelForCausalLM.from_pretrained(base_path, dtype="auto", trust_remote_code=False)
+        except OSError as exc:
+            raise ValueError(f"base_model: could not load {record['config']['base_model']!r} to merge into: "
+                             f"{str(exc).strip().splitlines()[0][:300] if str(exc).strip() else exc!r}") from exc
+        merged = PeftModel.from_pretrained(base, str(model_dir)).merge_and_unload()
+        tokenizer = AutoTokenizer.from_pretrained(str(model_dir))
+        tmp = job_dir / f".{MERGED}.{uuid.uuid4().hex[:8]}.tmp"
+        try:
+            merged.save_pretrained(str(tmp))
+            tokenizer.save_pretrained(str(tmp))
+            (tmp / "README.md").write_text(model_card(record, "merged_model"), encoding="utf-8")
+            if dest.exists():
+                shutil.rmtree(dest)
+            os.replace(tmp, dest)
+        finally:
+            shutil.rmtree(tmp, ignore_errors=True)
+        del merged, base
+    return {"message": f"Merged the adapter of job {job_id} into {record['config']['base_model']}; saved to {dest}",
+            "job_id": job_id, "merged_dir": str(dest)}
+
+
+def push(manager: JobManager, job_id: str, repo_id: str, private: bool = True, merged: bool = False) -> dict[str, Any]:
+    """Upload the job's model (or its merged model) to the Hub repo `repo_id`, with HF_TOKEN from the environment.
+
+    The token is read when the push starts and handed to the Hub client only: never stored or logged.
+    """
+    from huggingface_hub import CommitOperationAdd, HfApi
+    from huggingface_hub.utils import HFValidationError, validate_repo_id
+
+    record = manager.get_job_status(job_id)
+    repo_id = (repo_id or "").strip() if isinstance(repo_id, str) else ""
+    try:
+        validate_repo_id(repo_id)
+    except HFValidationError as exc:
+        raise ValueError(f"repo_id: not a Hub repo id (owner/name): {str(exc).splitlines()[0][:200]}") from None
+    token = os.environ.get("HF_TOKEN", "").strip()
+    if not token:
+        raise ValueError("HF_TOKEN is not set: add a Hugging Face token with write access to the server's "
+                         "environment (a Space secret on a Space) to push to the Hub")
+    _, model_dir = saved_model(manager, job_id)
+    folder, what = model_dir, "lora_adapter" if is_adapter(model_dir) else "full_model"
+    if merged:
+        folder, what = Path(record["job_dir"]) / MERGED, "merged_model"
+        if not (folder / "config.json").is_file():
+            raise StateError(f"job {job_id} has no merged model yet; merge it first")
+    operations = [CommitOperationAdd(path.relative_to(folder).as_posix(), str(path))
+                  for path in sorted(folder.rglob("*"))
+                  if path.is_file() and not path.is_symlink() and path.name not in ("README.md", "training_args.bin")]
+    config = json.dumps(record.get("config") or {}, indent=2).encode()
+    operations += [CommitOperationAdd("README.md", model_card(record, what).encode()),
+                   CommitOperationAdd("sft_ui_config.json", config)]
+    api = HfApi(token=token)
+    try:
+        url = api.create_repo(repo_id, private=bool(private), exist_ok=True, repo_type="model")
+        api.create_commit(repo_id, operations, commit_message=f"sft-ui job {job_id}: {what.replace('_', ' ')}",
+                          repo_type="model")
+    except Exception as exc:  # auth, network, quota: one line the person can act on
+        text = str(exc).strip().splitlines()[0][:300] if str(exc).strip() else type(exc).__name__
+        raise ValueError(f"push to the Hub failed: {text}") from None
+    link = str(url) if url else f"https://huggingface.co/{repo_id}"
+    return {"message": f"Pushed the {what.replace('_', ' ')} of job {job_id} to {link}", "job_id": job_id,
+            "repo_id": repo_id, "url": link, "private": bool(private), "pushed": what, "files": len(operations)}

@@ -1,0 +1,68 @@
+"""Resume a stopped or failed job from its last checkpoint: find it, trim the metrics, tell the worker."""
+
+from __future__ import annotations
+
+import json
+import os
+import re
+from pathlib import Path
+from typing import Any
+
+from sft_ui import jobdir
+
+_CHECKPOINT = re.compile(r"^checkpoint-(\d+)$")
+
+
+def last_checkpoint(job_dir: Path) -> tuple[str, int] | None:
+    """(folder name, step) of the newest complete checkpoint under job_dir/checkpoints, or None."""
+    found: list[tuple[int, str]] = []
+    try:
+        entries = list((job_dir / jobdir.CHECKPOINTS).iterdir())
+    except FileNotFoundError:
+        return None
+    for entry in entries:
+        match = _CHECKPOINT.match(entry.name)
+        if match and (entry / "trainer_state.json").is_file():  # written last: the checkpoint is whole
+            found.append((int(match.group(1)), entry.name))
+    if not found:
+        return None
+    step, name = max(found)
+    return name, step
+
+
+def trim_metrics(path: Path, step: int) -> int:
+    """Drop the metric lines logged after `step` (and lines cut short), atomically; returns how many went."""
+    try:
+        lines = path.read_text(encoding="utf-8").splitlines()
+    except FileNotFoundError:
+        return 0
+    kept = []
+    for line in lines:
+        try:
+            point = json.loads(line)
+        except ValueError:
+            continue
+        if isinstance(point, dict) and isinstance(point.get("step"), int | float) and point["step"] <= step:
+            kept.append(line)
+    tmp = path.with_name(f".{path.name}.tmp")
+    tmp.write_text("".join(f"{line}\n" for line in kept), encoding="utf-8")
+    os.replace(tmp, path)
+    return len(lines) - len(kept)
+
+
+def prepare(job_dir: Path) -> dict[str, Any] | None:
+    """Make `job_dir` ready to continue from its last checkpoint; None when it has none.
+
+    Metrics logged after the checkpoint are dropped (training repeats those steps), the previous run's
+    result, status and stop files are removed, and resume.json tells the worker where to start.
+    """
+    point = last_checkpoint(job_dir)
+    if point is None:
+        return None
+    name, step = point
+    trim_metrics(job_dir / jobdir.METRICS, step)
+    for stale in (jobdir.RESULT, jobdir.STATUS, jobdir.STOP):
+        (job_dir / stale).unlink(missing_ok=True)
+    resume = {"checkpoint": name, "step": step}
+    jobdir.write_json(job_dir / jobdir.RESUME, resume, durable=True)
+    return resume

@@ -22,6 +22,9 @@ ENDPOINTS = {
     "/api/sft/jobs/{job_id}/stop": {"post"}, "/api/sft/jobs/{job_id}/metrics": {"get"},
     "/api/sft/jobs/{job_id}/log": {"get"}, "/api/sft/configs": {"get", "post"},
     "/api/sft/configs/{config_id}": {"get", "delete"}, "/api/sft/health": {"get"},
+    "/api/sft/jobs/{job_id}/resume": {"post"}, "/api/sft/jobs/{job_id}/generate": {"post"},
+    "/api/sft/jobs/{job_id}/download": {"get"}, "/api/sft/jobs/{job_id}/merge": {"post"},
+    "/api/sft/jobs/{job_id}/push": {"post"},
 }
 
 

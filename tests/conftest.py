@@ -93,3 +93,11 @@ def browser_type_launch_args(browser_type_launch_args: dict) -> dict:
     return {**browser_type_launch_args, "executable_path": "/usr/bin/chromium",
             "args": ["--no-sandbox", "--disable-gpu", "--disable-background-networking", "--disable-component-update",
                      "--disable-sync", "--no-first-run"]}
+
+
+@pytest.fixture
+def quiet(tmp_path: Path) -> Iterator[JobManager]:
+    """A manager whose jobs never start a worker (these tests are about what is let in)."""
+    manager = JobManager(data_dir=tmp_path / "data")
+    manager._schedule = lambda: None  # type: ignore[method-assign]
+    yield manager

@@ -37,7 +37,7 @@ def fake_trained_job(manager: JobManager, config: dict, model_from: str | Path) 
     return job_id
 
 
-def rest_client(manager: JobManager) -> TestClient:
+def api_app(manager: JobManager) -> FastAPI:
     """The REST routers alone (no Gradio) over `manager`, with the app's error handlers."""
     from sft_ui import api, api_outputs
 
@@ -46,4 +46,9 @@ def rest_client(manager: JobManager) -> TestClient:
     api.install_error_handlers(app)
     app.include_router(api.router)
     app.include_router(api_outputs.router)
-    return TestClient(app)
+    return app
+
+
+def rest_client(manager: JobManager) -> TestClient:
+    """A TestClient over api_app(manager)."""
+    return TestClient(api_app(manager))

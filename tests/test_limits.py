@@ -12,19 +12,12 @@ from fastapi.testclient import TestClient
 
 from sft_ui import config as cfg
 from sft_ui.jobs import JobManager, LimitError
-from tests.test_security import api_app, error
+from tests.helpers import api_app
+from tests.test_security import error
 
 ROOT = Path(__file__).resolve().parents[1]
 SETTINGS = ["SFT_UI_MAX_STEPS", "SFT_UI_MAX_BATCH_SIZE", "SFT_UI_MAX_SEQ_LENGTH", "SFT_UI_MAX_LORA_R",
             "SFT_UI_MAX_NAME_LENGTH", "SFT_UI_MAX_CONFIGS", "SFT_UI_MAX_QUEUED_JOBS"]
-
-
-@pytest.fixture
-def quiet(tmp_path: Path) -> Iterator[JobManager]:
-    """A manager whose queued jobs never start."""
-    manager = JobManager(data_dir=tmp_path / "data")
-    manager._schedule = lambda: None  # type: ignore[method-assign]
-    yield manager
 
 
 @pytest.fixture

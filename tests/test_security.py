@@ -12,27 +12,10 @@ from fastapi import FastAPI
 from fastapi.testclient import TestClient
 
 from app import build_app
-from sft_ui import api
 from sft_ui.jobs import JobManager
+from tests.helpers import api_app
 
 ROOT = Path(__file__).resolve().parents[1]
-
-
-def api_app(manager: JobManager) -> FastAPI:
-    """The REST half of build_app, without the Gradio mount."""
-    app = FastAPI()
-    app.state.sft_manager = manager
-    api.install_error_handlers(app)
-    app.include_router(api.router)
-    return app
-
-
-@pytest.fixture
-def quiet(tmp_path: Path) -> Iterator[JobManager]:
-    """A manager whose jobs never start a worker (these tests are about what is let in)."""
-    manager = JobManager(data_dir=tmp_path / "data")
-    manager._schedule = lambda: None  # type: ignore[method-assign]
-    yield manager
 
 
 @pytest.fixture

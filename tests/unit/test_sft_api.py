@@ -10,23 +10,14 @@ from typing import Any
 
 import httpx
 import pytest
-from fastapi import FastAPI
 from fastapi.testclient import TestClient
 
-from sft_ui import api, jobdir
+from sft_ui import jobdir
 from sft_ui.jobs import STATUSES, JobManager
+from tests.helpers import api_app
 
 ROOT = Path(__file__).resolve().parents[2]
 LONG = {"max_steps": 100_000}
-
-
-def api_app(manager: JobManager) -> FastAPI:
-    """What build_app does for the REST half, without the Gradio mount."""
-    app = FastAPI()
-    app.state.sft_manager = manager
-    api.install_error_handlers(app)
-    app.include_router(api.router)
-    return app
 
 
 @pytest.fixture

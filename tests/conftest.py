@@ -12,6 +12,7 @@ os.environ["HF_HUB_OFFLINE"] = "1"
 os.environ.setdefault("TOKENIZERS_PARALLELISM", "false")
 
 from sft_ui.jobs import JobManager  # noqa: E402
+from tests.helpers import wait_until_serving  # noqa: E402
 
 SHARED_DATA = Path(__file__).resolve().parents[2] / "shared" / "data"
 
@@ -53,9 +54,7 @@ def sft_server(tmp_path_factory: pytest.TempPathFactory, builtin_cache: Path) ->
     import socket
     import subprocess
     import sys
-    import time
 
-    import httpx
 
     with socket.socket() as sock:
         sock.bind(("127.0.0.1", 0))
@@ -67,17 +66,7 @@ def sft_server(tmp_path_factory: pytest.TempPathFactory, builtin_cache: Path) ->
     log = open(data.parent / "server.log", "wb")
     proc = subprocess.Popen([sys.executable, "app.py"], cwd=root, env=env, stdout=log, stderr=subprocess.STDOUT)
     base = f"http://127.0.0.1:{port}"
-    deadline = time.monotonic() + 90
-    while True:
-        try:
-            if httpx.get(f"{base}/api/sft/health", timeout=2).status_code == 200:
-                break
-        except httpx.HTTPError:
-            pass
-        if proc.poll() is not None or time.monotonic() > deadline:
-            proc.kill()
-            pytest.fail(f"app.py did not serve on {base}:\n{(data.parent / 'server.log').read_text()[-3000:]}")
-        time.sleep(0.3)
+    wait_until_serving(proc, f"{base}/api/sft/health", data.parent / "server.log")
     yield base
     proc.send_signal(signal.SIGINT)  # uvicorn shuts down; the manager stops running jobs
     try:

@@ -3,9 +3,11 @@
 from __future__ import annotations
 
 import shutil
+import subprocess
 import time
 from pathlib import Path
 
+import httpx
 import pytest
 from fastapi import FastAPI
 from fastapi.testclient import TestClient
@@ -52,3 +54,18 @@ def api_app(manager: JobManager) -> FastAPI:
 def rest_client(manager: JobManager) -> TestClient:
     """A TestClient over api_app(manager)."""
     return TestClient(api_app(manager))
+
+
+def wait_until_serving(proc: subprocess.Popen, health_url: str, log_path: Path, timeout: float = 90.0) -> None:
+    """Wait for a started `python app.py` to answer `health_url`; fail with its log when it does not."""
+    deadline = time.monotonic() + timeout
+    while True:
+        try:
+            if httpx.get(health_url, timeout=2).status_code == 200:
+                return
+        except httpx.HTTPError:
+            pass
+        if proc.poll() is not None or time.monotonic() > deadline:
+            proc.kill()
+            pytest.fail(f"app.py did not serve {health_url}:\n{log_path.read_text()[-3000:]}")
+        time.sleep(0.3)

@@ -24,6 +24,7 @@ from hypothesis import strategies as st
 from sft_ui import SFTConfig, jobdir
 from sft_ui.jobs import JobManager
 from sft_ui.store import Store
+from tests.helpers import wait_until_serving
 
 ROOT = Path(__file__).resolve().parents[1]
 SECRET = "secret-xyz-do-not-store"
@@ -94,17 +95,7 @@ class Server:
         with open(self.log_path, "wb") as log:
             self.proc = subprocess.Popen([sys.executable, "app.py"], cwd=ROOT, env=full_env, stdout=log,
                                          stderr=subprocess.STDOUT)
-        deadline = time.monotonic() + 90
-        while True:
-            try:
-                if httpx.get(f"{self.base}/health", timeout=2).status_code == 200:
-                    break
-            except httpx.HTTPError:
-                pass
-            if self.proc.poll() is not None or time.monotonic() > deadline:
-                self.proc.kill()
-                pytest.fail(f"app.py did not serve:\n{self.log_path.read_text()[-3000:]}")
-            time.sleep(0.2)
+        wait_until_serving(self.proc, f"{self.base}/health", self.log_path)
         self.http = httpx.Client(base_url=self.base, timeout=30)
 
     def stop(self) -> None:

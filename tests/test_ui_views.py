@@ -81,6 +81,36 @@ def test_metrics_buffer_reads_incrementally_without_losing_or_repeating_points()
     assert set(frame["series"]) == {"train", "eval"}  # a NaN row per series keeps the plot's colors stable
 
 
+def test_metrics_buffer_after_a_thinned_first_read_misses_no_point_at_the_last_step() -> None:
+    history = [{"step": s, "loss": 1 / s} for s in range(1, 3001)] + [{"step": 3000, "eval_loss": 0.5}]
+    buf = views.MetricsBuffer("j")
+    assert buf.add(views.decimate(history)) and len(buf.loss) == views.MAX_PLOT_POINTS  # the eval point was left out
+    later = [*history, {"step": 3001, "loss": 0.1}]
+    assert buf.add([p for p in later if p["step"] > buf.since()])
+    tail = sorted(p for p in buf.loss if p[0] >= 3000)
+    assert tail == [(3000, 1 / 3000, "train"), (3000, 0.5, "eval"), (3001, 0.1, "train")]
+    assert not buf.add([p for p in later if p["step"] > buf.since()])
+
+
+def test_jobs_table_shows_the_newest_page_and_reads_nothing_when_nothing_changed(tmp_path) -> None:
+    manager = JobManager(data_dir=tmp_path / "data")
+    ids = [manager.create_job({"job_name": f"run {i:02d}"}) for i in range(60)]
+    manager.stop_job(ids[0])
+    first = views.jobs_table(manager, "all", "")
+    assert first is not None and first.frame is not None and first.choices is not None
+    assert list(first.frame["name"]) == [f"run {i:02d}" for i in range(59, 9, -1)]  # the newest 50
+    assert "newest 50 of 60" in first.label and len(first.choices) == 60
+    assert views.jobs_table(manager, "all", first.sig) is None  # unchanged: no table, no pickers sent
+    stopped = views.jobs_table(manager, "stopped", "")
+    assert stopped is not None and list(stopped.frame["id"]) == [ids[0]] and " of " not in stopped.label
+    manager.store.update_job(ids[0], {"name": "oldest"})  # not on the page: only the pickers change
+    after = views.jobs_table(manager, "all", first.sig)
+    assert after is not None and after.frame is None and (after.choices or [])[-1] == ("oldest · " + ids[0], ids[0])
+    manager.delete_job(ids[0])
+    deleted = views.jobs_table(manager, "all", after.sig)
+    assert deleted is not None and "newest 50 of 59" in deleted.label and len(deleted.choices or []) == 59
+
+
 def test_plots_stay_under_the_point_limit() -> None:
     buf = views.MetricsBuffer("j")
     buf.add([{"step": s, "loss": 1.0, "learning_rate": 0.1} for s in range(1, 20_001)])

@@ -183,6 +183,40 @@ def test_metrics_with_since_and_log(client: TestClient, manager: JobManager) -> 
     assert client.get(f"/api/sft/jobs/{job_id}/log").json() == {"job_id": job_id, "log": "loading model\nstep 5\n"}
 
 
+def test_metrics_max_points_thins_evenly_keeping_the_first_and_last(client: TestClient, manager: JobManager) -> None:
+    job_id = pending_job(manager)
+    job_dir = Path(manager.get_job_status(job_id)["job_dir"])
+    points = [{"step": s, "loss": 3.0 - s / 1000, "learning_rate": 1e-3} for s in range(1, 2001)]
+    (job_dir / jobdir.METRICS).write_text("".join(json.dumps(p) + "\n" for p in points))
+    url = f"/api/sft/jobs/{job_id}/metrics"
+    thin = client.get(url, params={"max_points": 100}).json()["points"]
+    steps = [p["step"] for p in thin]
+    assert len(thin) == 100 and steps[0] == 1 and steps[-1] == 2000 and thin[-1] == points[-1]
+    assert steps == sorted(set(steps)) and max(b - a for a, b in zip(steps, steps[1:], strict=False)) <= 21
+    assert client.get(url, params={"max_points": 5000}).json()["points"] == points  # fewer than the limit: all
+    newer = client.get(url, params={"since": 1990, "max_points": 4}).json()["points"]
+    assert [p["step"] for p in newer] == [1991, 1994, 1997, 2000]  # since first, then thinned
+    assert len(client.get(url).json()["points"]) == 2000  # without max_points: the whole history, as before
+    error(client.get(url, params={"max_points": 1}), 400, "max_points", "greater than or equal to 2")
+    error(client.get(url, params={"max_points": "many"}), 400, "max_points", "valid integer")
+
+
+def test_list_without_params_returns_every_job_and_follows_changes(client: TestClient, manager: JobManager) -> None:
+    ended = [pending_job(manager, job_name=f"ended {i}") for i in range(60)]
+    for i, job_id in enumerate(ended):
+        finish(manager, job_id, STATUSES[2 + i % 3])
+    waiting = pending_job(manager, job_name="waiting")
+    jobs = client.get("/api/sft/jobs").json()["jobs"]
+    assert [j["job_id"] for j in jobs] == [waiting, *reversed(ended)]
+    assert jobs[1] == client.get(f"/api/sft/jobs/{ended[-1]}").json()  # the same record as GET /jobs/{id}
+    manager.store.update_job(ended[0], {"name": "renamed"})  # an ended record that changes is answered anew
+    manager.delete_job(ended[1])
+    manager.stop_job(waiting)
+    jobs = client.get("/api/sft/jobs").json()["jobs"]
+    assert len(jobs) == 60 and jobs[-1]["name"] == "renamed" and ended[1] not in {j["job_id"] for j in jobs}
+    assert jobs[0]["status"] == "stopped" and client.get("/api/sft/health").json()["jobs"]["stopped"] == 21
+
+
 @pytest.mark.parametrize(("method", "path"), [
     ("GET", "/api/sft/jobs/{id}"), ("POST", "/api/sft/jobs/{id}/stop"), ("DELETE", "/api/sft/jobs/{id}"),
     ("GET", "/api/sft/jobs/{id}/metrics"), ("GET", "/api/sft/jobs/{id}/log"),
@@ -253,7 +287,7 @@ def test_a_fault_is_500_json_without_a_traceback(manager: JobManager, monkeypatc
     def broken(*args: Any, **kwargs: Any) -> None:
         raise RuntimeError("disk on fire")
 
-    monkeypatch.setattr(manager, "list_jobs", broken)
+    monkeypatch.setattr(manager, "list_jobs_encoded", broken)
     with TestClient(api_app(manager), raise_server_exceptions=False) as client:
         detail = error(client.get("/api/sft/jobs"), 500, "internal server error", "disk on fire")
     assert "Traceback" not in detail

@@ -1,0 +1,289 @@
+"""API at scale: how fast are the jobs list, one job, a long loss history and the UI's refresh with 1,000 jobs?
+
+    python bench/api_scale.py [--jobs 1000] [--points 2000] [--calls 100] [--write]
+
+Builds a temporary data dir with --jobs ended job records (the shape JobManager.create_job writes, then what a
+finished job adds), each with a metrics.jsonl of --points lines like the worker's, serves `python app.py` on it,
+and times REST calls (p50/p95 over --calls calls after a warm-up). Then builds the Gradio UI in this process over
+the same data dir and times the handlers its gr.Timer runs every tick (jobs table, selected job, Compare tab).
+Prints a markdown section; --write appends it to bench/RESULTS.md.
+"""
+
+from __future__ import annotations
+
+import argparse
+import json
+import math
+import os
+import shutil
+import statistics
+import sys
+import tempfile
+import time
+from collections.abc import Callable
+from pathlib import Path
+from typing import Any
+
+import httpx
+
+sys.path.insert(0, str(Path(__file__).resolve().parent))
+sys.path.insert(0, str(Path(__file__).resolve().parents[1]))
+from common import ROOT, Server, load, machine, percentile  # noqa: E402
+
+LIST_GOAL_MS, JOB_GOAL_MS = 50.0, 20.0
+STATUSES = ("completed", "failed", "stopped")
+
+
+def metrics_lines(points: int) -> str:
+    """`points` metrics.jsonl lines as training.ReportCallback writes them (a falling loss, a linear LR decay)."""
+    lines = []
+    for step in range(1, points + 1):
+        point = {
+            "step": step,
+            "loss": round(3.2 * math.exp(-step / 600) + 0.4 + 0.05 * math.sin(step), 6),
+            "grad_norm": round(1.5 + 0.3 * math.cos(step / 7), 6),
+            "learning_rate": round(2e-4 * (1 - step / (points + 1)), 10),
+            "entropy": round(2.1 - step / (4 * points), 6),
+            "mean_token_accuracy": round(0.3 + 0.5 * step / points, 6),
+            "num_tokens": float(step * 1024),
+            "epoch": round(step / 250, 4),
+            "time": round(step * 0.118, 3),
+        }
+        lines.append(json.dumps(point) + "\n")
+    return "".join(lines)
+
+
+def seed(data: Path, jobs: int, points: int) -> list[str]:
+    """`jobs` ended jobs in a fresh data dir, oldest first, each with `points` metric points; their ids."""
+    from sft_ui.jobs import JobManager
+
+    manager = JobManager(data_dir=data, max_concurrent_jobs=1)
+    template_id = manager.create_job({"job_name": "template", "max_steps": points, "logging_steps": 1})
+    template = manager.store.get_job(template_id)
+    assert template is not None
+    manager.store.close()
+    template_dir = Path(template["job_dir"])
+    metrics = template_dir.parent / ".metrics.jsonl"
+    metrics.write_text(metrics_lines(points), encoding="utf-8")
+    last = json.loads(metrics.read_text().splitlines()[-1])
+    config_text = (template_dir / "config.json").read_text()
+    shutil.rmtree(template_dir)
+    table: dict[str, Any] = {}
+    started = time.time() - jobs * 600
+    for n in range(jobs):
+        job_id, status = f"bench{n:07d}", STATUSES[n % 3]
+        job_dir = template_dir.parent / job_id
+        job_dir.mkdir()
+        (job_dir / "config.json").write_text(config_text)
+        try:
+            os.link(metrics, job_dir / "metrics.jsonl")  # the same bytes in every job, no disk for copies
+        except OSError:
+            shutil.copyfile(metrics, job_dir / "metrics.jsonl")
+        at = started + n * 600
+
+        def iso(t: float) -> str:
+            return time.strftime("%Y-%m-%dT%H:%M:%SZ", time.gmtime(t))
+
+        result = None
+        if status == "completed":
+            result = {
+                "output_dir": str(job_dir / "model"),
+                "saved": "lora_adapter",
+                "steps": points,
+                "final_loss": last["loss"],
+                "train_loss": 1.234567,
+                "train_runtime_seconds": 236.1,
+                "runtime_seconds": 244.9,
+                "train_rows": 1000,
+                "stopped_early": False,
+                "dataset_format": "alpaca",
+                "prompt_style": "alpaca",
+            }
+        table[str(n + 1)] = {
+            **template,
+            "job_id": job_id,
+            "name": f"bench job {n}",
+            "status": status,
+            "created_at": iso(at),
+            "started_at": iso(at + 1),
+            "finished_at": iso(at + 245),
+            "queued_at": iso(at),
+            "job_dir": str(job_dir),
+            "progress": {"step": points, "total_steps": points, "epoch": last["epoch"], "eta_seconds": 0.0},
+            "metrics": last,
+            "phase": "saving",
+            "worker_pid": 999_999,
+            "error": "CUDA out of memory: lower batch_size or max_seq_length" if status == "failed" else None,
+            "result": result,
+        }
+    db = data / "sft_ui.json"
+    content = json.loads(db.read_text())
+    content["jobs"] = table
+    db.write_text(json.dumps(content, ensure_ascii=False, separators=(",", ":")))
+    metrics.unlink()
+    return [record["job_id"] for record in table.values()]
+
+
+def timed(fn: Callable[[], Any], calls: int, warmup: int = 3) -> dict[str, float]:
+    """p50/p95 (ms) of `calls` calls of fn after `warmup` untimed ones; `kb` is the size of its last answer."""
+    for _ in range(warmup):
+        fn()
+    times, answer = [], None
+    for _ in range(calls):
+        sent = time.perf_counter()
+        answer = fn()
+        times.append(time.perf_counter() - sent)
+    kb = len(answer.content) / 1024 if isinstance(answer, httpx.Response) else float("nan")
+    return {"p50": 1000 * statistics.median(times), "p95": 1000 * percentile(times, 95), "n": calls, "kb": kb}
+
+
+def time_rest(base: str, ids: list[str], calls: int, points: int) -> dict[str, dict[str, float]]:
+    """The REST calls' latencies: the whole list, a page, one job, a long history whole and since/max_points."""
+    newest = ids[-1]
+    out: dict[str, dict[str, float]] = {}
+    with httpx.Client(base_url=base, timeout=60) as http:
+
+        def get(path: str, **params: Any) -> Callable[[], httpx.Response]:
+            def call() -> httpx.Response:
+                response = http.get(path, params=params)
+                assert response.status_code == 200, (path, params, response.text[:300])
+                return response
+
+            return call
+
+        assert len(http.get("/jobs").json()["jobs"]) == len(ids)
+        out[f"GET /jobs (all {len(ids)})"] = timed(get("/jobs"), calls)
+        out["GET /jobs?limit=50"] = timed(get("/jobs", limit=50), calls)
+        out["GET /jobs?status=failed&limit=50"] = timed(get("/jobs", status="failed", limit=50), calls)
+        out["GET /jobs/{id}"] = timed(get(f"/jobs/{newest}"), calls)
+        out[f"GET /jobs/{{id}}/metrics ({points} points)"] = timed(get(f"/jobs/{newest}/metrics"), calls)
+        out[f"GET /jobs/{{id}}/metrics?since={points - 10}"] = timed(
+            get(f"/jobs/{newest}/metrics", since=points - 10), calls
+        )
+        probe = http.get(f"/jobs/{newest}/metrics", params={"max_points": 10})
+        if probe.status_code == 200 and len(probe.json()["points"]) <= 10:  # a server that has max_points
+            out["GET /jobs/{id}/metrics?max_points=1000"] = timed(
+                get(f"/jobs/{newest}/metrics", max_points=1000), calls
+            )
+        cold = iter(ids * 2)  # a different job each call: its file is parsed, not served from the reader's cache
+        out["GET /jobs/{id}/metrics, another job each call"] = timed(
+            lambda: get(f"/jobs/{next(cold)}/metrics")(), min(calls, len(ids) - 3)
+        )
+    return out
+
+
+def time_ui(data: Path, ids: list[str], calls: int) -> dict[str, dict[str, float]]:
+    """The work of one gr.Timer tick of the UI, in this process over the same data dir (each handler alone)."""
+    import gradio as gr
+
+    from sft_ui import ui_views
+    from sft_ui.jobs import JobManager
+    from sft_ui.ui import build_ui
+
+    manager = JobManager(data_dir=data)
+    demo = build_ui(manager)
+    timer = next(block for block in demo.blocks.values() if isinstance(block, gr.Timer))
+    ticks = {}
+    for fn in demo.fns.values():
+        if (timer._id, "tick") in fn.targets:
+            ticks[next(o.elem_id for o in fn.outputs if o.elem_id)] = fn.fn
+    table, job, compare = ticks["jobs-table"], ticks["job-summary"], ticks["compare-plot"]
+    picked, three = ids[-1], ids[-3:]
+    table_sig = table("all", "")[-1]
+    buf = job(picked, ui_views.MetricsBuffer())[-1]
+    state = compare(three, {})[-1]
+    compare(three, state)  # the rebuild's second call
+    out = {
+        "UI tick: jobs table, nothing changed": timed(lambda: table("all", table_sig), calls),
+        "UI: jobs table, page load or filter changed": timed(lambda: table("all", ""), calls),
+    }
+    if hasattr(manager, "changes"):  # a running job's progress changes only its live state, not the records
+        real, step = manager.changes, iter(range(10**9))
+        manager.changes = lambda: (real()[0], f"{real()[1]} step {next(step)}")
+        out["UI tick: jobs table, a job moved"] = timed(lambda: table("all", table_sig), calls)
+        manager.changes = real
+    else:  # before changes() existed, every tick read, formatted and compared all the jobs
+        out["UI tick: jobs table, a job moved"] = out["UI: jobs table, page load or filter changed"]
+    out.update(
+        {
+            "UI tick: selected job, nothing new": timed(lambda: job(picked, buf), calls),
+            "UI: select a job (its whole history)": timed(lambda: job(picked, ui_views.MetricsBuffer()), calls),
+            "UI tick: Compare of 3 jobs, nothing new": timed(
+                lambda: compare(three, {**state, "recolor": False}), calls
+            ),
+            "UI: Compare of 3 jobs, picked": timed(lambda: compare(three, {}), max(5, calls // 4)),
+        }
+    )
+    manager.shutdown()
+    return out
+
+
+def report(
+    rest: dict[str, dict[str, float]],
+    ui: dict[str, dict[str, float]],
+    args: argparse.Namespace,
+    before: str,
+    after_load: str,
+) -> str:
+    """The markdown section."""
+    lines = [
+        f"## API at scale ({time.strftime('%Y-%m-%d %H:%M')})",
+        "",
+        f"Machine: {before}; after the run: load average {after_load}. Other sessions' processes may share these "
+        "cores, so wall-clock timings are noisy.",
+        "",
+        f"Command: `python bench/api_scale.py --jobs {args.jobs} --points {args.points} --calls {args.calls}`: "
+        f"{args.jobs} ended jobs, each with {args.points} logged points; REST calls over HTTP to `python app.py` "
+        "(one client, after a warm-up), the UI's timer handlers in the benchmark's process.",
+        "",
+        "| call | n | p50 ms | p95 ms | answer KB | goal p95 |",
+        "|---|---:|---:|---:|---:|---|",
+    ]
+    for label, v in {**rest, **ui}.items():
+        goal = ""
+        if label.startswith("GET /jobs") and "/{id}" not in label:
+            goal = f"< {LIST_GOAL_MS:g} ms " + ("ok" if v["p95"] < LIST_GOAL_MS else "**missed**")
+        elif label == "GET /jobs/{id}":
+            goal = f"< {JOB_GOAL_MS:g} ms " + ("ok" if v["p95"] < JOB_GOAL_MS else "**missed**")
+        kb = "" if math.isnan(v["kb"]) else f"{v['kb']:.1f}"
+        lines.append(f"| {label} | {v['n']:.0f} | {v['p50']:.1f} | {v['p95']:.1f} | {kb} | {goal} |")
+    return "\n".join(lines) + "\n"
+
+
+def main() -> None:
+    """Seed, serve, time, report."""
+    parser = argparse.ArgumentParser(description=__doc__.split("\n\n")[0])
+    parser.add_argument("--jobs", type=int, default=1000, help="ended job records (default 1000)")
+    parser.add_argument("--points", type=int, default=2000, help="metric points per job (default 2000)")
+    parser.add_argument("--calls", type=int, default=100, help="timed calls per measurement (default 100)")
+    parser.add_argument("--write", action="store_true", help="append the results to bench/RESULTS.md")
+    args = parser.parse_args()
+    os.environ.setdefault("HF_HUB_OFFLINE", "1")
+
+    before = machine()
+    print(f"machine: {before}", flush=True)
+    tmp = Path(tempfile.mkdtemp(prefix="sft-scale-"))
+    data = tmp / "data"
+    try:
+        began = time.monotonic()
+        ids = seed(data, args.jobs, args.points)
+        print(f"seeded {len(ids)} jobs in {time.monotonic() - began:.1f} s", flush=True)
+        server = Server(data)
+        try:
+            rest = time_rest(server.base, ids, args.calls, args.points)
+        finally:
+            server.stop()
+        ui = time_ui(data, ids, args.calls)
+    finally:
+        shutil.rmtree(tmp, ignore_errors=True)
+    text = report(rest, ui, args, before, load())
+    print(text)
+    if args.write:
+        results = ROOT / "bench" / "RESULTS.md"
+        head = "" if results.exists() else "# Benchmark results\n\n"
+        with open(results, "a", encoding="utf-8") as fh:
+            fh.write(head + "\n" + text)
+
+
+if __name__ == "__main__":
+    main()

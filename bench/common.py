@@ -1,0 +1,96 @@
+"""Helpers the benchmarks share: a free port, percentiles, `python app.py` as a server, the machine."""
+
+from __future__ import annotations
+
+import os
+import platform
+import signal
+import socket
+import subprocess
+import sys
+import time
+from pathlib import Path
+
+import httpx
+
+ROOT = Path(__file__).resolve().parents[1]
+
+
+def free_port() -> int:
+    """A TCP port nobody listens on right now."""
+    with socket.socket() as sock:
+        sock.bind(("127.0.0.1", 0))
+        return sock.getsockname()[1]
+
+
+def percentile(values: list[float], q: float) -> float:
+    """The q-th percentile (0-100) of `values`, nearest rank."""
+    ordered = sorted(values)
+    return ordered[min(len(ordered) - 1, max(0, round(q / 100 * len(ordered)) - 1))] if ordered else float("nan")
+
+
+class Server:
+    """`python app.py` on a data dir; `env` adds settings; `ready_seconds` is the time from spawn to health 200."""
+
+    def __init__(self, data: Path, env: dict[str, str] | None = None, poll: float = 0.2) -> None:
+        self.port = free_port()
+        self.base = f"http://127.0.0.1:{self.port}/api/sft"
+        env = {**os.environ, "PORT": str(self.port), "SFT_UI_DATA_DIR": str(data), "HF_HUB_OFFLINE": "1", **(env or {})}
+        env.pop("SFT_UI_API_KEY", None)
+        self.log = open(data.parent / f"server-{self.port}.log", "wb")
+        spawned = time.monotonic()
+        self.proc = subprocess.Popen(
+            [sys.executable, "app.py"], cwd=ROOT, env=env, stdout=self.log, stderr=subprocess.STDOUT
+        )
+        deadline = time.monotonic() + 120
+        while True:
+            try:
+                if httpx.get(f"{self.base}/health", timeout=2).status_code == 200:
+                    self.ready_seconds = time.monotonic() - spawned
+                    return
+            except httpx.HTTPError:
+                pass
+            if self.proc.poll() is not None or time.monotonic() > deadline:
+                self.proc.kill()
+                raise SystemExit(f"the server did not start; see {self.log.name}")
+            time.sleep(poll)
+
+    def cpu_seconds(self) -> float:
+        """CPU time the server process itself has used (its workers are other processes)."""
+        fields = Path(f"/proc/{self.proc.pid}/stat").read_text().rsplit(")", 1)[1].split()
+        return (int(fields[11]) + int(fields[12])) / os.sysconf("SC_CLK_TCK")
+
+    def stop(self) -> None:
+        """Ctrl-C, then wait."""
+        self.proc.send_signal(signal.SIGINT)
+        try:
+            self.proc.wait(60)
+        except subprocess.TimeoutExpired:
+            self.proc.kill()
+        self.log.close()
+
+
+def machine() -> str:
+    """Cores, CPU model, memory and the load average (other processes share this machine)."""
+    model = next(
+        (
+            line.split(":", 1)[1].strip()
+            for line in Path("/proc/cpuinfo").read_text().splitlines()
+            if line.startswith("model name")
+        ),
+        platform.processor(),
+    )
+    mem = next(
+        (
+            int(line.split()[1]) // 1024 // 1024
+            for line in Path("/proc/meminfo").read_text().splitlines()
+            if line.startswith("MemTotal")
+        ),
+        0,
+    )
+    return f"{os.cpu_count()} cores ({model}), {mem} GiB, Python {platform.python_version()}; load average {load()}"
+
+
+def load() -> str:
+    """The 1, 5 and 15 minute load averages."""
+    return ", ".join(f"{x:.2f}" for x in os.getloadavg())

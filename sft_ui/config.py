@@ -27,6 +27,7 @@ MAX_BATCH_SIZE = _limit("batch_size", 512)
 MAX_SEQ_LENGTH = _limit("seq_length", 32_768)
 MAX_LORA_R = _limit("lora_r", 1024)
 MAX_NAME_LENGTH = _limit("name_length", 200)
+MAX_PROCESSES = _limit("processes", 8)
 
 
 class SFTConfig(BaseModel):
@@ -100,11 +101,30 @@ class SFTConfig(BaseModel):
         default_factory=list, max_length=64, description="Module names to adapt; empty picks them for the architecture."
     )
 
-    # --- Advanced ---
-    packing: bool = Field(False, description="Pack several short rows into one sequence.")
-    completion_only_loss: bool = Field(True, description="Compute the loss on the response only (instruction formats).")
-    precision: Precision = Field("auto", description="auto: bf16/fp16 on a GPU that has it, fp32 on CPU.")
+    # --- Performance ---
+    packing: bool = Field(
+        False, description="Pack several rows into each max_seq_length sequence (no padding, fewer steps per epoch)."
+    )
+    padding_free: bool = Field(
+        False, description="Flatten each batch into one sequence without pad tokens (same rows per step, less work)."
+    )
     gradient_checkpointing: bool = Field(False, description="Recompute activations to save memory (slower).")
+    precision: Precision = Field("auto", description="auto: bf16/fp16 on a GPU that has it, fp32 on CPU.")
+    tf32: bool = Field(
+        True, description="Use TF32 matrix maths on GPUs that have it (Ampere or newer); ignored elsewhere."
+    )
+    use_liger_kernel: bool = Field(
+        False, description="Liger's fused Triton kernels (needs a GPU and the liger-kernel package; else ignored)."
+    )
+    dataloader_num_workers: int = Field(
+        0, ge=0, le=64, description="Processes that prepare batches beside training (0: in the training process)."
+    )
+    num_processes: int = Field(
+        1, ge=1, le=MAX_PROCESSES, description="Data-parallel processes (one per GPU) launched with accelerate."
+    )
+
+    # --- Advanced ---
+    completion_only_loss: bool = Field(True, description="Compute the loss on the response only (instruction formats).")
 
     @field_validator("output_dir")
     @classmethod
@@ -166,7 +186,17 @@ def field_groups() -> dict[str, list[str]]:
             "output_dir",
         ],
         "LoRA": ["use_lora", "lora_r", "lora_alpha", "lora_dropout", "lora_target_modules"],
-        "Advanced": ["packing", "completion_only_loss", "precision", "gradient_checkpointing"],
+        "Performance": [
+            "packing",
+            "padding_free",
+            "gradient_checkpointing",
+            "precision",
+            "tf32",
+            "use_liger_kernel",
+            "dataloader_num_workers",
+            "num_processes",
+        ],
+        "Advanced": ["completion_only_loss"],
     }
     return groups
 

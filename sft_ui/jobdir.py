@@ -17,6 +17,7 @@ LOG = "log.txt"  # the worker's stdout and stderr
 STOP = "stop"  # created by the server to ask the worker to stop
 MODEL = "model"  # the saved adapter or model, with its tokenizer
 CHECKPOINTS = "checkpoints"
+PIDS = "pids"  # one empty-ish file per process of a multi-process job, named by its pid
 RESUME = "resume.json"  # written by the server to resume from a checkpoint: {"checkpoint": name, "step": N}
 
 
@@ -51,8 +52,8 @@ class MetricsReader:
         self._files: collections.OrderedDict[Path, tuple[int, int, list[dict[str, Any]]]] = collections.OrderedDict()
         self.max_files = max_files
 
-    def read(self, path: Path, since: int | None = None) -> list[dict[str, Any]]:
-        """Like read_metrics(path, since)."""
+    def read(self, path: Path, since: int | None = None, max_points: int | None = None) -> list[dict[str, Any]]:
+        """Like read_metrics(path, since), thinned evenly to at most `max_points` points when given (decimate)."""
         with self._lock:
             try:
                 with open(path, "rb") as fh:
@@ -75,7 +76,19 @@ class MetricsReader:
                 self._files.popitem(last=False)
             last = _point(chunk[whole:]) if chunk[whole:].strip() else None
             found = [*points, last] if last is not None else points
-            return [dict(p) for p in found if since is None or p.get("step", 0) > since]
+            if since is not None:
+                found = [p for p in found if p.get("step", 0) > since]
+            return [dict(p) for p in decimate(found, max_points)]
+
+
+def decimate(points: list[Any], limit: int | None) -> list[Any]:
+    """At most `limit` evenly spaced items of `points` (all when `limit` is None), keeping the first and last."""
+    if limit is None or len(points) <= limit:
+        return points
+    if limit < 2:
+        return points[-limit:] if limit > 0 else []
+    last = len(points) - 1
+    return [points[round(i * last / (limit - 1))] for i in range(limit)]
 
 
 def write_json(path: Path, data: dict[str, Any], durable: bool = False) -> None:

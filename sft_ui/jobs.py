@@ -6,18 +6,18 @@ import collections
 import json
 import logging
 import math
-import os
 import signal
 import subprocess
-import sys
 import threading
 import time
+from collections.abc import Callable
 from datetime import UTC, datetime
 from pathlib import Path
 from typing import Any
 
-from sft_ui import jobdir, settings
+from sft_ui import jobdir, processes, settings
 from sft_ui.config import MAX_NAME_LENGTH, SFTConfig, parse_config
+from sft_ui.spare import Spare
 from sft_ui.store import Store, new_id
 
 log = logging.getLogger(__name__)
@@ -53,6 +53,7 @@ class _Run:
         self.process: subprocess.Popen[bytes] | None = None
         self.stop_requested = threading.Event()
         self.live: dict[str, Any] = {}  # the worker's latest status.json
+        self.processes = 1  # num_processes: several are stopped through the stop file only
         self.done = threading.Event()
 
 
@@ -67,6 +68,8 @@ class JobManager:
         self._queue: collections.deque[str] = collections.deque()
         self._runs: dict[str, _Run] = {}
         self._metrics = jobdir.MetricsReader()  # polled histories are parsed once, then only what was appended
+        self.spare: Spare | None = None  # a worker waiting with the libraries imported (SFT_UI_SPARE_WORKER)
+        self._encoded: dict[str, tuple[int, Callable[..., bytes], bytes]] = {}  # list_jobs_encoded's ended records
         self.data_dir = Path()
         self.cache_dir = Path()
         self.max_concurrent_jobs = 1
@@ -81,6 +84,9 @@ class JobManager:
                 self.max_concurrent_jobs = self._max_arg or settings.max_concurrent_jobs()
                 self.data_dir.mkdir(parents=True, exist_ok=True)
                 self._store = Store(self.data_dir / "sft_ui.json")
+                if settings.spare_worker():
+                    self.spare = Spare(self.data_dir, self.cache_dir, processes.worker_env())
+                    self.spare.refill()
                 self._recover()
             return self._store
 
@@ -89,7 +95,7 @@ class JobManager:
         assert self._store is not None
         for record in self._store.list_jobs():
             if record["status"] == "running":
-                _kill_orphan(record)
+                processes.kill_orphan(record)
                 self._store.update_job(record["job_id"], {"status": "failed", "error": INTERRUPTED,
                                                           "finished_at": now_iso()})
             elif record["status"] == "pending" and record.get("queued_at"):
@@ -164,6 +170,36 @@ class JobManager:
             records = self.store.list_jobs(status=status, offset=offset, limit=limit, newest_first=True)
             return [self._view(r) for r in records]
 
+    def list_jobs_encoded(self, encode: Callable[[dict[str, Any]], bytes], status: str | None = None,
+                          limit: int | None = None, offset: int = 0) -> list[bytes]:
+        """list_jobs' records through `encode`; an ended job's encoding is kept until its record changes."""
+        if status is not None and status not in STATUSES:
+            raise ValueError(f"status: must be one of {', '.join(STATUSES)}, got {status!r}")
+        out = []
+        with self._lock:
+            for doc, revision in self.store.scan_jobs(status=status, offset=offset, limit=limit, newest_first=True):
+                job_id = doc["job_id"]
+                if doc["status"] in ACTIVE or job_id in self._runs:  # live progress: encoded afresh each time
+                    out.append(encode(self._view(dict(doc))))
+                    continue
+                cached = self._encoded.get(job_id)
+                if cached is None or cached[0] != revision or cached[1] is not encode:
+                    cached = self._encoded[job_id] = (revision, encode, encode(doc))
+                out.append(cached[2])
+        return out
+
+    def changes(self) -> tuple[int, str]:
+        """(the store's revision, which grows with each write of a job record; the running jobs' live state):
+        when neither differs, no record that list_jobs returns has changed."""
+        with self._lock:
+            live = [(job_id, run.stop_requested.is_set(), run.live) for job_id, run in self._runs.items()]
+            return self.store.revision, f"{list(self._queue)}{live}"
+
+    def count_jobs(self, status: str | None = None) -> int:
+        """How many jobs there are (with `status`, when given)."""
+        with self._lock:
+            return self.store.count_jobs(status)
+
     def stop_job(self, job_id: str, wait: float = 10.0) -> dict[str, Any]:
         """Stop a pending or running job; waits up to `wait` s for a running one to save and exit."""
         with self._lock:
@@ -216,10 +252,13 @@ class JobManager:
                 raise StateError(f"job {job_id} is {record['status']}; stop it before deleting it")
             self.store.delete_job(job_id)
 
-    def get_metrics(self, job_id: str, since: int | None = None) -> list[dict[str, Any]]:
-        """The job's logged points (loss, learning_rate, ...) with step > since."""
+    def get_metrics(self, job_id: str, since: int | None = None, max_points: int | None = None) -> list[dict[str, Any]]:
+        """The job's logged points (loss, learning_rate, ...) with step > since, thinned to max_points (decimate)."""
         record = self._get(job_id)
-        return self._metrics.read(Path(record["job_dir"]) / jobdir.METRICS, _step(since, "since"))
+        limit = _step(max_points, "max_points")
+        if limit is not None and limit < 2:
+            raise ValueError(f"max_points: must be at least 2 (the first and the last point), got {limit}")
+        return self._metrics.read(Path(record["job_dir"]) / jobdir.METRICS, _step(since, "since"), limit)
 
     def get_log(self, job_id: str, max_bytes: int = 20_000) -> str:
         """The tail of the job's log."""
@@ -270,6 +309,8 @@ class JobManager:
             self._queue.clear()
         for run in runs:
             run.stop_requested.set()
+        if self.spare is not None:
+            self.spare.close()
         for run in runs:
             run.done.wait(wait)
 
@@ -304,6 +345,7 @@ class JobManager:
                 if record is None or record["status"] != "pending":
                     continue
                 run = _Run(job_id, Path(record["job_dir"]))
+                run.processes = int(record["config"].get("num_processes") or 1)
                 self._runs[job_id] = run
                 self.store.update_job(job_id, {"status": "running", "started_at": now_iso(), "phase": "starting"})
                 threading.Thread(target=self._supervise, args=(run,), name=f"job-{job_id}", daemon=True).start()
@@ -330,19 +372,20 @@ class JobManager:
                 self._runs.pop(run.job_id, None)
                 run.done.set()
                 self._schedule()
+            if self.spare is not None:
+                self.spare.refill()
 
     def _follow(self, run: _Run) -> dict[str, Any]:
         status_file = run.job_dir / jobdir.STATUS
-        with open(run.job_dir / jobdir.LOG, "ab") as log_file:
-            run.process = subprocess.Popen(
-                [sys.executable, "-m", "sft_ui.worker", str(run.job_dir), "--data-root", str(self.data_dir),
-                 "--cache-dir", str(self.cache_dir)],
-                stdout=log_file, stderr=subprocess.STDOUT, stdin=subprocess.DEVNULL,
-                start_new_session=True, env=_worker_env(), cwd=str(run.job_dir),
-            )
+        spare = self.spare.take(run.job_dir) if self.spare is not None and run.processes == 1 else None
+        if spare is not None:
+            run.process = spare
+        else:
+            run.process = processes.start_worker(run.job_dir, self.data_dir, self.cache_dir)
         self.store.update_job(run.job_id, {"worker_pid": run.process.pid})
         last_mtime = 0.0
         stop_sent_at: float | None = None
+        refilled = self.spare is None
         while True:
             code = run.process.poll()
             try:
@@ -352,6 +395,11 @@ class JobManager:
                     run.live = jobdir.read_json(status_file) or run.live
             except FileNotFoundError:
                 pass
+            if not refilled and run.live.get("phase") in ("training", "saving", "done"):
+                # The next spare imports only now, so that it does not slow this job's start on a small machine.
+                assert self.spare is not None
+                self.spare.refill()
+                refilled = True
             if code is not None:
                 break
             if run.stop_requested.is_set() and stop_sent_at is None:
@@ -359,7 +407,7 @@ class JobManager:
                 self._ask_to_stop(run)
             elif stop_sent_at is not None and time.monotonic() - stop_sent_at > settings.stop_grace_seconds():
                 log.warning("job %s did not stop within the grace period; killing it", run.job_id)
-                _killpg(run.process.pid, signal.SIGKILL)
+                processes.kill_all(run.process.pid, run.job_dir)
             time.sleep(0.1 if run.stop_requested.is_set() else 0.25)
         result = jobdir.read_json(run.job_dir / jobdir.RESULT)
         if result is not None:
@@ -374,9 +422,11 @@ class JobManager:
         (run.job_dir / jobdir.STOP).touch()
         assert run.process is not None
         if run.live.get("phase") in (None, "starting", "loading_model", "loading_data"):
-            _killpg(run.process.pid, signal.SIGKILL)
-        else:
-            _killpg(run.process.pid, signal.SIGTERM)
+            processes.kill_all(run.process.pid, run.job_dir)
+        elif run.processes == 1:
+            processes.killpg(run.process.pid, signal.SIGTERM)
+        # Several processes: the stop file alone, so that they stop after the same step (a signal to torch's
+        # launcher would make it kill them after 30 s, mid-save).
 
 
 def _step(value: Any, field: str) -> int | None:
@@ -388,42 +438,6 @@ def _step(value: Any, field: str) -> int | None:
     if isinstance(value, str) and value.strip().lstrip("-").isdigit() and len(value) < 30:
         return int(value)
     raise ValueError(f"{field}: must be a whole number (a step), got {value!r:.80}")
-
-
-def _worker_env() -> dict[str, str]:
-    env = dict(os.environ)
-    env.setdefault("HF_HUB_ETAG_TIMEOUT", "10")
-    env.setdefault("HF_HUB_DOWNLOAD_TIMEOUT", "20")
-    env.setdefault("TOKENIZERS_PARALLELISM", "false")
-    # Torch's OpenMP threads spin while they wait for each other; when anything else wants a core (the server
-    # answering polls, another job) a spinning thread steals it from the one doing the work, and a CPU step can
-    # take 10-40 times longer. Waiting threads that sleep instead keep training steady under load.
-    env.setdefault("OMP_WAIT_POLICY", "PASSIVE")
-    env["PYTHONUNBUFFERED"] = "1"
-    # The worker runs in its job dir; make this package importable from there.
-    root = str(Path(__file__).resolve().parents[1])
-    env["PYTHONPATH"] = os.pathsep.join(p for p in (root, env.get("PYTHONPATH", "")) if p)
-    return env
-
-
-def _killpg(pid: int, sig: int) -> None:
-    try:
-        os.killpg(pid, sig)
-    except (ProcessLookupError, PermissionError):
-        pass
-
-
-def _kill_orphan(record: dict[str, Any]) -> None:
-    """End a worker that outlived its server, if that pid is still our worker for this job."""
-    pid = record.get("worker_pid")
-    if not pid:
-        return
-    try:
-        cmdline = Path(f"/proc/{pid}/cmdline").read_bytes().decode(errors="replace")
-    except OSError:
-        return
-    if "sft_ui.worker" in cmdline and record["job_dir"] in cmdline:
-        _killpg(pid, signal.SIGKILL)
 
 
 sft_job_manager = JobManager()

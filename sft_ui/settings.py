@@ -27,6 +27,11 @@ def max_concurrent_jobs() -> int:
     return max(1, int(os.environ.get("SFT_UI_MAX_CONCURRENT_JOBS", "1")))
 
 
+def spare_worker() -> bool:
+    """Keep one worker waiting with the training libraries imported (`SFT_UI_SPARE_WORKER`, default on)."""
+    return os.environ.get("SFT_UI_SPARE_WORKER", "1").strip().lower() not in ("0", "false", "no", "off", "")
+
+
 def stop_grace_seconds() -> float:
     """How long a stopping worker may take to save before it is killed."""
     return float(os.environ.get("SFT_UI_STOP_GRACE_SECONDS", "30"))

@@ -58,9 +58,9 @@ def add_api(manager: JobManager) -> None:
         record = call(manager.stop_job, job_id)
         return {"message": f"Job {job_id} stopped", "job_id": job_id, "status": record["status"]}
 
-    def get_metrics(job_id: str, since: int | None = None) -> dict:
-        """The job's logged points (loss, learning_rate, ...), only those with step > since when given."""
-        return {"job_id": job_id, "points": call(manager.get_metrics, job_id, since)}
+    def get_metrics(job_id: str, since: int | None = None, max_points: int | None = None) -> dict:
+        """The job's logged points (loss, ...) with step > since, at most max_points (evenly spread) when given."""
+        return {"job_id": job_id, "points": call(manager.get_metrics, job_id, since, max_points)}
 
     def save_config(name: str, config: dict) -> dict:
         """Store `config` under `name` (replacing a config of that name): {config_id, name}."""
@@ -100,7 +100,7 @@ def build_ui(manager: JobManager) -> gr.Blocks:
                 with gr.Row(equal_height=False):
                     with gr.Column(scale=3):
                         for group, group_specs in groups.items():
-                            if group in ("LoRA", "Advanced"):
+                            if group in ("LoRA", "Performance", "Advanced"):
                                 with gr.Accordion(group, open=False):
                                     fields.extend(_field_rows(group_specs))
                             else:
@@ -254,16 +254,13 @@ def build_ui(manager: JobManager) -> gr.Blocks:
 
         # --- Jobs tab ---
         def refresh_table(status: str, sig: str, force: bool = False) -> tuple[Any, ...]:
-            """The jobs table and the job pickers; skipped when nothing changed since `sig`."""
-            records = manager.list_jobs()
-            shown = [r for r in records if status in (None, "", "all") or r["status"] == status]
-            rows = views.table_rows(shown)
-            choices = [views.job_choice(r) for r in records]
-            new_sig = repr((rows, choices))
-            if new_sig == sig and not force:
+            """The jobs table (the newest page) and the job pickers; skipped when nothing changed since `sig`."""
+            new = views.jobs_table(manager, status, "" if force else sig)
+            if new is None:
                 return gr.skip(), gr.skip(), gr.skip(), sig
-            frame = pd.DataFrame(rows, columns=views.TABLE_HEADERS)
-            return frame, gr.Dropdown(choices=choices), gr.Dropdown(choices=choices), new_sig
+            frame = gr.skip() if new.frame is None else gr.Dataframe(new.frame, label=new.label)
+            picks = [gr.skip() if new.choices is None else gr.Dropdown(choices=new.choices) for _ in range(2)]
+            return frame, *picks, new.sig
 
         def pick_row(evt: gr.SelectData) -> Any:
             """The job id of the clicked table row."""
@@ -291,7 +288,7 @@ def build_ui(manager: JobManager) -> gr.Blocks:
             active = record["status"] in views.ACTIVE
             if tick and not fresh and not active and buf.final_status == record["status"]:
                 return [gr.skip()] * (len(outputs) + 1)
-            new_points = buf.add(manager.get_metrics(job_id, since=buf.since()))
+            new_points = buf.add(manager.get_metrics(job_id, since=buf.since(), max_points=views.MAX_PLOT_POINTS))
             buf.final_status = None if active else record["status"]
             error = record.get("error")
             result = record.get("result")
@@ -356,7 +353,8 @@ def build_ui(manager: JobManager) -> gr.Blocks:
             sig = repr([(r["job_id"], r["status"], (r.get("progress") or {}).get("step")) for r in records])
             if tick and sig == state.get("sig") and not state.get("recolor"):
                 return gr.skip(), state
-            curves = {views.job_choice(r)[0]: manager.get_metrics(r["job_id"]) for r in records}
+            most = views.compare_points(len(records))
+            curves = {views.job_choice(r)[0]: manager.get_metrics(r["job_id"], max_points=most) for r in records}
             frame, labels = views.compare_frame(curves), list(curves)
             if labels != state.get("legend") or state.get("recolor"):
                 # gr.LinePlot fixes its colors when it builds its chart, and rebuilds it when colors_in_legend

@@ -34,6 +34,8 @@ class Reporter:
         self.status: dict[str, Any] = {"phase": "starting", "step": 0, "total_steps": None, "epoch": 0.0,
                                        "eta_seconds": None, "metrics": {}}
         self._last_write = 0.0
+        self._began = time.monotonic()
+        self.phase_seconds: dict[str, float] = {}  # when each phase began, in seconds since the job reached us
         self._metrics = open(job_dir / jobdir.METRICS, "a", encoding="utf-8")
         self._flush(force=True)
 
@@ -44,6 +46,7 @@ class Reporter:
         return _stop.is_set()
 
     def phase(self, name: str, **fields: Any) -> None:
+        self.phase_seconds.setdefault(name, round(time.monotonic() - self._began, 3))
         print(f"[sft-ui] {name}", flush=True)
         self.status.update(phase=name, **fields)
         self._flush(force=True)
@@ -64,6 +67,10 @@ class Reporter:
         if force or now - self._last_write >= 0.25:
             jobdir.write_json(self.job_dir / jobdir.STATUS, self.status)
             self._last_write = now
+
+    def since_start(self) -> float:
+        """Seconds since this reporter (the worker's job) began."""
+        return round(time.monotonic() - self._began, 3)
 
     def close(self) -> None:
         self._flush(force=True)
@@ -107,14 +114,58 @@ def main(argv: list[str] | None = None) -> int:
     signal.signal(signal.SIGTERM, _on_signal)
     signal.signal(signal.SIGINT, _on_signal)
     parser = argparse.ArgumentParser(prog="python -m sft_ui.worker")
-    parser.add_argument("job_dir", type=Path)
+    parser.add_argument("job_dir", type=Path, nargs="?")
     parser.add_argument("--data-root", type=Path, required=True)
     parser.add_argument("--cache-dir", type=Path, required=True)
+    parser.add_argument("--spare", action="store_true", help="import the libraries, then read JOB_DIR on stdin")
     args = parser.parse_args(argv)
     threading.Thread(target=_watch_parent, args=(os.getppid(),), daemon=True).start()
+    job_dir = wait_for_job() if args.spare else args.job_dir
+    if job_dir is None:
+        return 0 if args.spare else 2
+    return run_job(job_dir, args.data_root, args.cache_dir)
 
-    job_dir: Path = args.job_dir
-    reporter = Reporter(job_dir)
+
+def wait_for_job() -> Path | None:
+    """A spare worker: import the heavy libraries now, then take the job dir the server writes on stdin.
+
+    The server keeps one spare waiting (SFT_UI_SPARE_WORKER), so a job's first step does not wait ~5 s for
+    torch, transformers, trl and peft to import. Its output goes to the job's log from the hand-over on.
+    """
+    from peft import LoraConfig  # noqa: F401
+    from trl import SFTTrainer  # noqa: F401
+
+    from sft_ui import training  # noqa: F401
+
+    try:
+        os.write(1, b"ready\n")  # to the server, through the pipe that fd 1 is until the hand-over
+    except OSError:  # the server took this spare before the imports ended and no longer listens
+        pass
+    line = sys.stdin.readline().strip()
+    if not line:  # the server went away or no longer wants a spare
+        return None
+    job_dir = Path(line)
+    log = os.open(job_dir / jobdir.LOG, os.O_WRONLY | os.O_APPEND | os.O_CREAT, 0o644)
+    os.dup2(log, 1)
+    os.dup2(log, 2)
+    os.close(log)
+    os.chdir(job_dir)
+    return job_dir
+
+
+def run_job(job_dir: Path, data_root: Path, cache_dir: Path) -> int:
+    """Train the job in `job_dir`: in this process, or in several launched by accelerate (see launch.py)."""
+    from sft_ui import launch
+
+    rank = launch.rank()
+    if rank is not None or launch.processes(job_dir) > 1:
+        launch.record_pid(job_dir)
+    if rank is None and launch.processes(job_dir) > 1:
+        return launch.launch(job_dir, data_root, cache_dir, _stop)
+    if rank:  # a data-parallel process other than the first: it trains, the first one reports
+        reporter: Any = launch.SilentReporter(job_dir, _stop)
+    else:
+        reporter = Reporter(job_dir)
     outcome: dict[str, Any]
     try:
         from sft_ui.config import SFTConfig
@@ -126,7 +177,9 @@ def main(argv: list[str] | None = None) -> int:
             resume = _resume_point(job_dir, reporter)
             from sft_ui import training  # heavy: torch, transformers, trl, peft
 
-            result = training.run(config, job_dir, args.data_root, args.cache_dir, reporter, resume_from=resume)
+            result = training.run(config, job_dir, data_root, cache_dir, reporter, resume_from=resume)
+            if isinstance(reporter, Reporter):
+                result["phase_seconds"] = {**reporter.phase_seconds, "finished": reporter.since_start()}
             outcome = {"status": "stopped" if result.get("stopped_early") else "completed",
                        "error": None, "result": result}
     except BaseException as exc:  # noqa: BLE001 - every failure becomes the job's error
@@ -136,6 +189,8 @@ def main(argv: list[str] | None = None) -> int:
             outcome["error"] = None
     reporter.phase("done")
     reporter.close()
+    if rank:
+        return 0 if outcome["status"] != "failed" else 1
     jobdir.write_json(job_dir / jobdir.RESULT, outcome, durable=True)
     print(f"[sft-ui] finished: {outcome['status']}" + (f": {outcome['error']}" if outcome["error"] else ""),
           flush=True)

@@ -10,6 +10,8 @@ import pytest
 
 os.environ["HF_HUB_OFFLINE"] = "1"
 os.environ.setdefault("TOKENIZERS_PARALLELISM", "false")
+# A spare worker costs each manager a few seconds of CPU and ~0.5 GB; only tests/test_spare.py turns it on.
+os.environ.setdefault("SFT_UI_SPARE_WORKER", "0")
 
 from sft_ui.jobs import JobManager  # noqa: E402
 from tests.helpers import wait_until_serving  # noqa: E402

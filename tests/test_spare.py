@@ -1,0 +1,75 @@
+"""The spare worker: a process with the training libraries imported that takes the next job at once."""
+
+from __future__ import annotations
+
+import time
+from collections.abc import Iterator
+from pathlib import Path
+
+import pytest
+
+from sft_ui.jobs import JobManager
+from tests.helpers import wait_for
+
+
+@pytest.fixture
+def spared(tmp_path: Path, monkeypatch: pytest.MonkeyPatch) -> Iterator[JobManager]:
+    """A manager with SFT_UI_SPARE_WORKER on and its spare done importing."""
+    monkeypatch.setenv("SFT_UI_SPARE_WORKER", "1")
+    manager = JobManager(data_dir=tmp_path / "data")
+    manager.store_root()  # opening the database starts the spare
+    assert manager.spare is not None and manager.spare.pid is not None
+    yield manager
+    manager.shutdown()
+
+
+def _alive(pid: int) -> bool:
+    try:
+        state = Path(f"/proc/{pid}/stat").read_text().rsplit(")", 1)[1].split()[0]
+    except OSError:
+        return False
+    return state != "Z"
+
+
+def test_the_spare_runs_the_next_job_and_a_new_one_waits_after(spared: JobManager) -> None:
+    first = spared.spare.pid  # type: ignore[union-attr]
+    job_id = spared.create_job({"max_steps": 20})
+    spared.start_job(job_id)
+    record = wait_for(spared, job_id, ("completed", "failed", "stopped"), timeout=300)
+    assert record["status"] == "completed", (record["error"], spared.get_log(job_id))
+    assert record["worker_pid"] == first, "the waiting spare took the job"
+    log = spared.get_log(job_id)
+    assert "[sft-ui] training" in log and "finished: completed" in log, "the spare wrote into the job's log"
+    assert [p["step"] for p in spared.get_metrics(job_id)] == list(range(1, 21))
+    deadline = time.monotonic() + 60
+    while (spared.spare.pid in (None, first)) and time.monotonic() < deadline:  # type: ignore[union-attr]
+        time.sleep(0.2)
+    second = spared.spare.pid  # type: ignore[union-attr]
+    assert second not in (None, first), "a new spare waits for the next job"
+    assert not _alive(first)
+
+
+def test_a_job_on_the_spare_stops_and_shutdown_ends_the_spare(spared: JobManager) -> None:
+    pid = spared.spare.pid  # type: ignore[union-attr]
+    deadline = time.monotonic() + 120
+    while not spared.spare.ready() and time.monotonic() < deadline:  # type: ignore[union-attr]
+        time.sleep(0.2)
+    job_id = spared.create_job({"max_steps": 5000})
+    started = time.monotonic()
+    spared.start_job(job_id)
+    while not spared.get_metrics(job_id) and time.monotonic() - started < 120:
+        time.sleep(0.05)
+    first_point = time.monotonic() - started
+    assert spared.get_metrics(job_id), spared.get_log(job_id)
+    record = spared.stop_job(job_id, wait=30)
+    assert record["status"] == "stopped", (record["error"], spared.get_log(job_id))
+    assert not _alive(pid)
+    # The imports were paid before Start: on an idle machine the first point comes in about a second.
+    print(f"first loss point {first_point:.2f} s after start")
+    deadline = time.monotonic() + 60
+    while spared.spare.pid is None and time.monotonic() < deadline:  # type: ignore[union-attr]
+        time.sleep(0.2)
+    waiting = spared.spare.pid  # type: ignore[union-attr]
+    assert waiting is not None
+    spared.shutdown()
+    assert not _alive(waiting), "shutdown ends the waiting spare"

@@ -47,9 +47,22 @@ def build_app(manager: JobManager | None = None) -> FastAPI:
     auth = (lambda _user, password: secrets.compare_digest(str(password).encode(), key.encode())) if key else None
     blocks = build_ui(manager)
     app = gr.mount_gradio_app(app, blocks, path="/", auth=auth, ssr_mode=False)
+    _calm_queue(blocks)
     names = {fn.api_name for fn in blocks.fns.values() if fn.api_name and fn.api_visibility != "private"}
     app.add_middleware(UnknownGradioEndpoint, names=frozenset(names))
     return app
+
+
+def _calm_queue(blocks: gr.Blocks) -> None:
+    """Let Gradio's idle event queue look for work every 20 ms instead of every 1 ms.
+
+    Polling every millisecond wakes the server ~1,000 times a second; on a small machine each wake-up
+    preempts a training thread of a CPU job (bench/RESULTS.md, Overhead). UI events wait at most 20 ms more.
+    """
+    queue = getattr(blocks, "_queue", None)
+    if queue is not None and hasattr(queue, "sleep_when_free"):
+        queue.sleep_when_free = max(queue.sleep_when_free, 0.02)
+        queue.progress_update_sleep_when_free = max(getattr(queue, "progress_update_sleep_when_free", 0), 0.05)
 
 
 class UnknownGradioEndpoint:

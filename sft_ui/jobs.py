@@ -371,9 +371,9 @@ class JobManager:
                 self.store.update_job(run.job_id, fields)
                 self._runs.pop(run.job_id, None)
                 run.done.set()
+                if self.spare is not None:  # only now: its ~5 s of imports would slow this job's steps on a small CPU
+                    self.spare.refill()  # before the next queued job starts, so that it goes to the spare
                 self._schedule()
-            if self.spare is not None:
-                self.spare.refill()
 
     def _follow(self, run: _Run) -> dict[str, Any]:
         status_file = run.job_dir / jobdir.STATUS
@@ -385,7 +385,6 @@ class JobManager:
         self.store.update_job(run.job_id, {"worker_pid": run.process.pid})
         last_mtime = 0.0
         stop_sent_at: float | None = None
-        refilled = self.spare is None
         while True:
             code = run.process.poll()
             try:
@@ -395,11 +394,6 @@ class JobManager:
                     run.live = jobdir.read_json(status_file) or run.live
             except FileNotFoundError:
                 pass
-            if not refilled and run.live.get("phase") in ("training", "saving", "done"):
-                # The next spare imports only now, so that it does not slow this job's start on a small machine.
-                assert self.spare is not None
-                self.spare.refill()
-                refilled = True
             if code is not None:
                 break
             if run.stop_requested.is_set() and stop_sent_at is None:
@@ -408,7 +402,10 @@ class JobManager:
             elif stop_sent_at is not None and time.monotonic() - stop_sent_at > settings.stop_grace_seconds():
                 log.warning("job %s did not stop within the grace period; killing it", run.job_id)
                 processes.kill_all(run.process.pid, run.job_dir)
-            time.sleep(0.1 if run.stop_requested.is_set() else 0.25)
+            try:  # returns as soon as the worker exits, so the job ends without a polling delay
+                run.process.wait(0.1 if run.stop_requested.is_set() else 0.25)
+            except subprocess.TimeoutExpired:
+                pass
         result = jobdir.read_json(run.job_dir / jobdir.RESULT)
         if result is not None:
             return result

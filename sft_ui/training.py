@@ -105,8 +105,11 @@ def pick_precision(requested: str) -> tuple[bool, bool, str]:
     return (requested == "bf16", requested == "fp16", "")
 
 
-def pick_fast_paths(config: SFTConfig) -> tuple[dict[str, Any], list[str]]:
-    """TRL arguments for tf32 and Liger where this machine has them, and a note for each one it lacks."""
+def pick_fast_paths(config: SFTConfig, half: bool) -> tuple[dict[str, Any], dict[str, Any], list[str]]:
+    """(TRL arguments, model loading arguments, notes): tf32, Liger and flash attention where this machine has them.
+
+    `half` says whether the model loads in bf16/fp16 (flash attention needs one of them).
+    """
     from importlib.util import find_spec
 
     cuda = torch.cuda.is_available()
@@ -116,7 +119,16 @@ def pick_fast_paths(config: SFTConfig) -> tuple[dict[str, Any], list[str]]:
     if config.use_liger_kernel and not liger:
         why = "needs a GPU" if not cuda else "needs the liger-kernel package (pip install liger-kernel)"
         notes.append(f"use_liger_kernel: {why}; training without it")
-    return {"tf32": tf32 or None, "use_liger_kernel": liger}, notes
+    loading: dict[str, Any] = {}
+    if (config.padding_free or config.packing) and cuda:
+        # Flash attention's variable-length kernel attends within each row; sdpa masks the whole flattened batch,
+        # which costs (all tokens)^2 and can make padding-free slower than padding (bench/RESULTS.md).
+        if half and find_spec("flash_attn") is not None:
+            loading["attn_implementation"] = "flash_attention_2"
+        else:
+            notes.append("padding_free: flash attention is not available (pip install flash-attn, bf16/fp16), so "
+                         "attention spans the whole flattened batch; padding-free may be slower than padding here")
+    return {"tf32": tf32 or None, "use_liger_kernel": liger}, loading, notes
 
 
 def check_packed_attention(model: Any) -> None:
@@ -176,7 +188,7 @@ def run(config: SFTConfig, job_dir: Path, data_root: Path, cache_dir: Path, repo
     # collection accelerate runs when training begins spends ~0.5 s walking them.
     gc.freeze()
     bf16, fp16, note = pick_precision(config.precision)
-    fast, notes = pick_fast_paths(config)
+    fast, loading, notes = pick_fast_paths(config, half=bf16 or fp16)
     for line in ([note] if note else []) + notes:
         print(f"[sft-ui] {line}", flush=True)
 
@@ -186,7 +198,7 @@ def run(config: SFTConfig, job_dir: Path, data_root: Path, cache_dir: Path, repo
     try:
         model = AutoModelForCausalLM.from_pretrained(
             model_path, dtype=torch.bfloat16 if bf16 else (torch.float16 if fp16 else torch.float32),
-            trust_remote_code=False,
+            trust_remote_code=False, **loading,
         )
     except OSError as exc:
         cause = str(exc).strip().splitlines()[0][:300] if str(exc).strip() else type(exc).__name__

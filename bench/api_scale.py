@@ -28,7 +28,7 @@ import httpx
 
 sys.path.insert(0, str(Path(__file__).resolve().parent))
 sys.path.insert(0, str(Path(__file__).resolve().parents[1]))
-from common import ROOT, Server, load, machine, percentile  # noqa: E402
+from common import Server, append_results, load, machine, percentile  # noqa: E402
 
 LIST_GOAL_MS, JOB_GOAL_MS = 50.0, 20.0
 STATUSES = ("completed", "failed", "stopped")
@@ -279,10 +279,7 @@ def main() -> None:
     text = report(rest, ui, args, before, load())
     print(text)
     if args.write:
-        results = ROOT / "bench" / "RESULTS.md"
-        head = "" if results.exists() else "# Benchmark results\n\n"
-        with open(results, "a", encoding="utf-8") as fh:
-            fh.write(head + "\n" + text)
+        append_results(text)
 
 
 if __name__ == "__main__":

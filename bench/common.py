@@ -94,3 +94,11 @@ def machine() -> str:
 def load() -> str:
     """The 1, 5 and 15 minute load averages."""
     return ", ".join(f"{x:.2f}" for x in os.getloadavg())
+
+
+def append_results(text: str) -> None:
+    """Append a markdown section to bench/RESULTS.md (made with its title when missing)."""
+    results = ROOT / "bench" / "RESULTS.md"
+    head = "" if results.exists() else "# Benchmark results\n"
+    with open(results, "a", encoding="utf-8") as fh:
+        fh.write(head + "\n" + text.rstrip("\n") + "\n")

@@ -30,7 +30,7 @@ from typing import Any
 import httpx
 
 sys.path.insert(0, str(Path(__file__).resolve().parent))
-from common import ROOT, Server, machine, percentile  # noqa: E402
+from common import Server, append_results, machine, percentile  # noqa: E402
 
 
 def train(base: str, steps: int) -> tuple[str, threading.Event, dict[str, Any]]:
@@ -278,10 +278,7 @@ def main() -> None:
     report = "\n".join(lines)
     print(report)
     if args.write:
-        results = ROOT / "bench" / "RESULTS.md"
-        head = "" if results.exists() else "# Benchmark results\n\n"
-        with open(results, "a", encoding="utf-8") as fh:
-            fh.write(head + report + "\n")
+        append_results(report)
 
 
 if __name__ == "__main__":

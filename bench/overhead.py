@@ -35,7 +35,7 @@ import httpx
 
 sys.path.insert(0, str(Path(__file__).resolve().parent))
 sys.path.insert(0, str(Path(__file__).resolve().parents[1]))
-from common import ROOT, Server, load, machine  # noqa: E402
+from common import ROOT, Server, append_results, load, machine  # noqa: E402
 
 WATCH_POLL = 0.02  # seconds between looks at the job dir and /proc
 RATIO_GOAL = 1.03
@@ -337,8 +337,7 @@ def main() -> None:
     text = report(args, plain, sftui, before, load())
     print(text)
     if args.write:
-        with open(ROOT / "bench" / "RESULTS.md", "a", encoding="utf-8") as fh:
-            fh.write("\n" + text)
+        append_results(text)
 
 
 if __name__ == "__main__":

@@ -30,7 +30,7 @@ import httpx
 
 sys.path.insert(0, str(Path(__file__).resolve().parent))
 sys.path.insert(0, str(Path(__file__).resolve().parents[1]))
-from common import ROOT, Server, load, machine  # noqa: E402
+from common import Server, append_results, load, machine  # noqa: E402
 from overhead import Watch, find_child, wrap  # noqa: E402
 
 START_GOAL, FIRST_POINT_GOAL, STOP_GOAL = 5.0, 2.0, 2.0
@@ -264,8 +264,7 @@ def main() -> None:
     text = report(args, starts, jobs, before, load())
     print(text)
     if args.write:
-        with open(ROOT / "bench" / "RESULTS.md", "a", encoding="utf-8") as fh:
-            fh.write("\n" + text)
+        append_results(text)
 
 
 if __name__ == "__main__":

@@ -73,3 +73,13 @@ def test_a_job_on_the_spare_stops_and_shutdown_ends_the_spare(spared: JobManager
     assert waiting is not None
     spared.shutdown()
     assert not _alive(waiting), "shutdown ends the waiting spare"
+
+
+def test_the_spare_is_on_unless_turned_off(monkeypatch: pytest.MonkeyPatch) -> None:
+    from sft_ui import settings
+
+    monkeypatch.delenv("SFT_UI_SPARE_WORKER", raising=False)
+    assert settings.spare_worker() is True
+    for off in ("0", "false", "off"):
+        monkeypatch.setenv("SFT_UI_SPARE_WORKER", off)
+        assert settings.spare_worker() is False

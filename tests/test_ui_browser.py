@@ -131,7 +131,13 @@ def test_start_the_default_job_watch_it_complete_and_plot_its_loss(ui: Page) -> 
 
 
 def test_start_a_long_job_and_stop_it_from_the_browser(ui: Page, served: tuple[str, JobManager]) -> None:
+    # The fast paths sit in a closed "Performance" group of the form; what is set there reaches the job.
+    ui.get_by_role("button", name="Performance").click()
+    ui.locator("#cfg-padding_free input").check()
+    field(ui, "dataloader_num_workers").fill("1")
     job_id = start(ui, max_steps=100_000, job_name="browser long")
+    config = served[1].get_job_status(job_id)["config"]
+    assert (config["padding_free"], config["dataloader_num_workers"], config["num_processes"]) == (True, 1, 1)
     expect(ui.locator("#job-progress")).to_have_attribute("data-status", "running")
     expect(ui.locator("#job-progress")).to_contain_text(re.compile(r"Step [1-9]\d*/100000"), timeout=TRAIN_TIMEOUT)
     expect(ui.locator("#stop-btn")).to_be_enabled()

@@ -73,3 +73,16 @@ def test_performance_settings_out_of_bounds_name_the_field(field: str, value: ob
     with pytest.raises(ValidationError) as caught:
         SFTConfig(**{field: value})
     assert caught.value.errors()[0]["loc"] == (field,)
+
+
+def test_a_second_job_on_the_same_rows_skips_tokenizing(manager: JobManager, builtin_cache: Path) -> None:
+    shutil.rmtree(builtin_cache / "datasets", ignore_errors=True)  # so the first job tokenizes, on any rerun too
+    config = {"max_samples": 777, "max_steps": 2}
+    first = _train(manager, **config)
+    second = _train(manager, **config)
+    for record in (first, second):
+        assert record["status"] == "completed", (record["error"], record["log"][-3000:])
+    assert "Tokenizing train dataset" in first["log"]
+    assert "Tokenizing train dataset" not in second["log"], "TRL's tokenizing came from the cache"
+    assert second["result"]["train_rows"] == 777
+    assert any((builtin_cache / "datasets").iterdir())

@@ -6,6 +6,8 @@ import os
 import time
 from pathlib import Path
 
+import pytest
+
 from sft_ui import jobdir
 from sft_ui.jobs import JobManager
 from tests.helpers import wait_for
@@ -71,3 +73,22 @@ def test_stop_reaches_every_process_and_none_is_left(manager: JobManager) -> Non
     assert (job_dir / jobdir.MODEL / "adapter_model.safetensors").is_file(), "what it trained was saved"
     assert _wait_gone(pids) == [], "every process of the job ended"
     assert os.getpid() not in pids
+
+
+def test_more_processes_than_gpus_fails_at_once_naming_num_processes(tmp_path: Path,
+                                                                     monkeypatch: pytest.MonkeyPatch) -> None:
+    import threading
+
+    import torch
+
+    from sft_ui import launch
+
+    # This machine has no GPU: pretend it has one, as a one-GPU Space would, to reach the check.
+    monkeypatch.setattr(torch.cuda, "is_available", lambda: True)
+    monkeypatch.setattr(torch.cuda, "device_count", lambda: 1)
+    monkeypatch.delenv("SFT_UI_ACCELERATE_CONFIG", raising=False)
+    (tmp_path / jobdir.CONFIG).write_text('{"num_processes": 4}')
+    assert launch.launch(tmp_path, tmp_path, tmp_path, threading.Event()) == 0
+    result = jobdir.read_json(tmp_path / jobdir.RESULT)
+    assert result == {"status": "failed", "result": None,
+                      "error": "num_processes: 4 processes need 4 GPUs; this machine has 1"}

@@ -109,6 +109,17 @@ def _resume_point(job_dir: Path, reporter: Reporter) -> Path | None:
     return folder
 
 
+def _make_builtin_model(cache_dir: Path) -> None:
+    """Make the built-in model in the cache if it is missing (a job that needs it meanwhile waits on its lock)."""
+    from sft_ui.builtin import resolve_builtin_model
+    from sft_ui.config import BUILTIN_MODEL
+
+    try:
+        resolve_builtin_model(BUILTIN_MODEL, cache_dir)
+    except Exception:  # noqa: BLE001 - a job that needs the model will make it and report why it cannot
+        traceback.print_exc()
+
+
 def main(argv: list[str] | None = None) -> int:
     """Run the job in JOB_DIR and write its result.json; the exit code is 0 unless it crashed."""
     signal.signal(signal.SIGTERM, _on_signal)
@@ -120,22 +131,25 @@ def main(argv: list[str] | None = None) -> int:
     parser.add_argument("--spare", action="store_true", help="import the libraries, then read JOB_DIR on stdin")
     args = parser.parse_args(argv)
     threading.Thread(target=_watch_parent, args=(os.getppid(),), daemon=True).start()
-    job_dir = wait_for_job() if args.spare else args.job_dir
+    job_dir = wait_for_job(args.cache_dir) if args.spare else args.job_dir
     if job_dir is None:
         return 0 if args.spare else 2
     return run_job(job_dir, args.data_root, args.cache_dir)
 
 
-def wait_for_job() -> Path | None:
+def wait_for_job(cache_dir: Path) -> Path | None:
     """A spare worker: import the heavy libraries now, then take the job dir the server writes on stdin.
 
     The server keeps one spare waiting (SFT_UI_SPARE_WORKER), so a job's first step does not wait ~5 s for
     torch, transformers, trl and peft to import. Its output goes to the job's log from the hand-over on.
+    While it waits it also makes the built-in model if the cache lacks it, so a first demo job need not.
     """
     from peft import LoraConfig  # noqa: F401
     from trl import SFTTrainer  # noqa: F401
 
     from sft_ui import training  # noqa: F401
+
+    threading.Thread(target=_make_builtin_model, args=(cache_dir,), daemon=True).start()
 
     try:
         os.write(1, b"ready\n")  # to the server, through the pipe that fd 1 is until the hand-over

@@ -83,3 +83,25 @@ def test_the_spare_is_on_unless_turned_off(monkeypatch: pytest.MonkeyPatch) -> N
     for off in ("0", "false", "off"):
         monkeypatch.setenv("SFT_UI_SPARE_WORKER", off)
         assert settings.spare_worker() is False
+
+
+def test_a_waiting_spare_makes_the_builtin_model_before_the_first_job(tmp_path: Path,
+                                                                      monkeypatch: pytest.MonkeyPatch) -> None:
+    from sft_ui.builtin import builtin_model_path
+
+    monkeypatch.setenv("SFT_UI_SPARE_WORKER", "1")
+    monkeypatch.setenv("SFT_UI_CACHE_DIR", str(tmp_path / "fresh-cache"))
+    manager = JobManager(data_dir=tmp_path / "data")
+    try:
+        manager.store_root()
+        marker = tmp_path / "fresh-cache" / "tiny-gpt2" / "config.json"
+        deadline = time.monotonic() + 300
+        while not marker.exists() and time.monotonic() < deadline:
+            time.sleep(0.5)
+        assert marker.exists(), "the spare made the built-in model while no job ran"
+        assert manager.list_jobs() == []
+        began = time.monotonic()
+        assert builtin_model_path(tmp_path / "fresh-cache") == marker.parent
+        assert time.monotonic() - began < 2, "the model the spare made is whole and current: nothing is rebuilt"
+    finally:
+        manager.shutdown()

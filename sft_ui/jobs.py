@@ -6,10 +6,7 @@ import collections
 import json
 import logging
 import math
-import signal
-import subprocess
 import threading
-import time
 from collections.abc import Callable
 from datetime import UTC, datetime
 from pathlib import Path
@@ -44,19 +41,6 @@ def now_iso() -> str:
     return datetime.now(UTC).isoformat(timespec="seconds").replace("+00:00", "Z")
 
 
-class _Run:
-    """One running job as its supervisor thread sees it."""
-
-    def __init__(self, job_id: str, job_dir: Path) -> None:
-        self.job_id = job_id
-        self.job_dir = job_dir
-        self.process: subprocess.Popen[bytes] | None = None
-        self.stop_requested = threading.Event()
-        self.live: dict[str, Any] = {}  # the worker's latest status.json
-        self.processes = 1  # num_processes: several are stopped through the stop file only
-        self.done = threading.Event()
-
-
 class JobManager:
     """The one service behind the REST API, the Gradio API and the UI."""
 
@@ -66,7 +50,7 @@ class JobManager:
         self._lock = threading.RLock()
         self._store: Store | None = None
         self._queue: collections.deque[str] = collections.deque()
-        self._runs: dict[str, _Run] = {}
+        self._runs: dict[str, processes.Run] = {}
         self._metrics = jobdir.MetricsReader()  # polled histories are parsed once, then only what was appended
         self.spare: Spare | None = None  # a worker waiting with the libraries imported (SFT_UI_SPARE_WORKER)
         self._encoded: dict[str, tuple[int, Callable[..., bytes], bytes]] = {}  # list_jobs_encoded's ended records
@@ -344,13 +328,13 @@ class JobManager:
                 record = self.store.get_job(job_id)
                 if record is None or record["status"] != "pending":
                     continue
-                run = _Run(job_id, Path(record["job_dir"]))
+                run = processes.Run(job_id, Path(record["job_dir"]))
                 run.processes = int(record["config"].get("num_processes") or 1)
                 self._runs[job_id] = run
                 self.store.update_job(job_id, {"status": "running", "started_at": now_iso(), "phase": "starting"})
                 threading.Thread(target=self._supervise, args=(run,), name=f"job-{job_id}", daemon=True).start()
 
-    def _supervise(self, run: _Run) -> None:
+    def _supervise(self, run: processes.Run) -> None:
         """Launch the worker, follow its status file, honour stop, and record how it ended."""
         outcome: dict[str, Any] = {}
         try:
@@ -375,55 +359,11 @@ class JobManager:
                     self.spare.refill()  # before the next queued job starts, so that it goes to the spare
                 self._schedule()
 
-    def _follow(self, run: _Run) -> dict[str, Any]:
-        status_file = run.job_dir / jobdir.STATUS
+    def _follow(self, run: processes.Run) -> dict[str, Any]:
         spare = self.spare.take(run.job_dir) if self.spare is not None and run.processes == 1 else None
-        if spare is not None:
-            run.process = spare
-        else:
-            run.process = processes.start_worker(run.job_dir, self.data_dir, self.cache_dir)
+        run.process = spare or processes.start_worker(run.job_dir, self.data_dir, self.cache_dir)
         self.store.update_job(run.job_id, {"worker_pid": run.process.pid})
-        last_mtime = 0.0
-        stop_sent_at: float | None = None
-        while True:
-            code = run.process.poll()
-            try:
-                mtime = status_file.stat().st_mtime
-                if mtime != last_mtime:
-                    last_mtime = mtime
-                    run.live = jobdir.read_json(status_file) or run.live
-            except FileNotFoundError:
-                pass
-            if code is not None:
-                break
-            if run.stop_requested.is_set() and stop_sent_at is None:
-                stop_sent_at = time.monotonic()
-                self._ask_to_stop(run)
-            elif stop_sent_at is not None and time.monotonic() - stop_sent_at > settings.stop_grace_seconds():
-                log.warning("job %s did not stop within the grace period; killing it", run.job_id)
-                processes.kill_all(run.process.pid, run.job_dir)
-            try:  # returns as soon as the worker exits, so the job ends without a polling delay
-                run.process.wait(0.1 if run.stop_requested.is_set() else 0.25)
-            except subprocess.TimeoutExpired:
-                pass
-        result = jobdir.read_json(run.job_dir / jobdir.RESULT)
-        if result is not None:
-            return result
-        if run.stop_requested.is_set():
-            return {"status": "stopped"}
-        cause = f"killed by signal {-code}" if code < 0 else f"exited with code {code}"
-        return {"status": "failed", "error": f"worker {cause} before it finished (see the log)"}
-
-    def _ask_to_stop(self, run: _Run) -> None:
-        """Ask the worker to stop; before training begins there is nothing to save, so end it now."""
-        (run.job_dir / jobdir.STOP).touch()
-        assert run.process is not None
-        if run.live.get("phase") in (None, "starting", "loading_model", "loading_data"):
-            processes.kill_all(run.process.pid, run.job_dir)
-        elif run.processes == 1:
-            processes.killpg(run.process.pid, signal.SIGTERM)
-        # Several processes: the stop file alone, so that they stop after the same step (a signal to torch's
-        # launcher would make it kill them after 30 s, mid-save).
+        return run.follow()
 
 
 def _step(value: Any, field: str) -> int | None:

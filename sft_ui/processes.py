@@ -1,15 +1,81 @@
-"""The worker processes of jobs: how they start, with what environment, and how they are ended."""
+"""The worker processes of jobs: how they start, with what environment, how they are followed and ended."""
 
 from __future__ import annotations
 
+import logging
 import os
 import signal
 import subprocess
 import sys
+import threading
+import time
 from pathlib import Path
 from typing import Any
 
-from sft_ui import jobdir
+from sft_ui import jobdir, settings
+
+log = logging.getLogger(__name__)
+
+EARLY_PHASES = (None, "starting", "loading_model", "loading_data")  # nothing trained yet: nothing to save
+
+
+class Run:
+    """One running job's worker as its supervisor thread sees it: its live status, stop, and how it ended."""
+
+    def __init__(self, job_id: str, job_dir: Path) -> None:
+        self.job_id = job_id
+        self.job_dir = job_dir
+        self.process: subprocess.Popen[bytes] | None = None
+        self.stop_requested = threading.Event()
+        self.live: dict[str, Any] = {}  # the worker's latest status.json
+        self.processes = 1  # num_processes: several are stopped through the stop file only
+        self.done = threading.Event()
+
+    def follow(self) -> dict[str, Any]:
+        """Read the worker's status file until it exits, honouring stop; its outcome (status, error, result)."""
+        assert self.process is not None
+        status_file = self.job_dir / jobdir.STATUS
+        last_mtime = 0.0
+        stop_sent_at: float | None = None
+        while True:
+            code = self.process.poll()
+            try:
+                mtime = status_file.stat().st_mtime
+                if mtime != last_mtime:
+                    last_mtime = mtime
+                    self.live = jobdir.read_json(status_file) or self.live
+            except FileNotFoundError:
+                pass
+            if code is not None:
+                break
+            if self.stop_requested.is_set() and stop_sent_at is None:
+                stop_sent_at = time.monotonic()
+                self.ask_to_stop()
+            elif stop_sent_at is not None and time.monotonic() - stop_sent_at > settings.stop_grace_seconds():
+                log.warning("job %s did not stop within the grace period; killing it", self.job_id)
+                kill_all(self.process.pid, self.job_dir)
+            try:  # returns as soon as the worker exits, so the job ends without a polling delay
+                self.process.wait(0.1 if self.stop_requested.is_set() else 0.25)
+            except subprocess.TimeoutExpired:
+                pass
+        result = jobdir.read_json(self.job_dir / jobdir.RESULT)
+        if result is not None:
+            return result
+        if self.stop_requested.is_set():
+            return {"status": "stopped"}
+        cause = f"killed by signal {-code}" if code < 0 else f"exited with code {code}"
+        return {"status": "failed", "error": f"worker {cause} before it finished (see the log)"}
+
+    def ask_to_stop(self) -> None:
+        """Ask the worker to stop; before training begins there is nothing to save, so end it now."""
+        assert self.process is not None
+        (self.job_dir / jobdir.STOP).touch()
+        if self.live.get("phase") in EARLY_PHASES:
+            kill_all(self.process.pid, self.job_dir)
+        elif self.processes == 1:
+            killpg(self.process.pid, signal.SIGTERM)
+        # Several processes: the stop file alone, so that they stop after the same step (a signal to torch's
+        # launcher would make it kill them after 30 s, mid-save).
 
 
 def start_worker(job_dir: Path, data_dir: Path, cache_dir: Path) -> subprocess.Popen[bytes]:

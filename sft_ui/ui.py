@@ -1,4 +1,4 @@
-"""The Gradio UI (Train, Jobs, Compare tabs) and the named gr.api endpoints, over one JobManager."""
+"""The Gradio UI (Train, Jobs, Compare tabs) over one JobManager; its named endpoints are in ui_api.py."""
 
 import logging
 from typing import Any
@@ -9,75 +9,16 @@ from pydantic import ValidationError
 
 from sft_ui import ui_outputs
 from sft_ui import ui_views as views
-from sft_ui.config import describe_errors
 from sft_ui.jobs import JobManager, NotFoundError, StateError
 from sft_ui.presets import BUILTIN_PRESETS, preset_config
+from sft_ui.ui_api import add_api, explain
 
 log = logging.getLogger(__name__)
 
 REFRESH_SECONDS = 2.0
-API_NAMES = ("train", "list_jobs", "get_job", "stop_job", "get_metrics", "save_config", "list_configs", "get_config",
-             *ui_outputs.API_NAMES)
 DEFAULT_PRESET = "builtin:" + next(iter(BUILTIN_PRESETS))
 PRIVATE: dict[str, Any] = {"api_visibility": "private"}
 QUIET: dict[str, Any] = {"api_visibility": "private", "show_progress": "hidden", "concurrency_limit": None}
-
-
-def explain(exc: Exception) -> str:
-    """A person-readable message for an error the JobManager raised."""
-    if isinstance(exc, ValidationError):
-        return describe_errors(exc)
-    return str(exc)
-
-
-def add_api(manager: JobManager) -> None:
-    """The named endpoints for gradio_client: the same JSON in and out as the REST API."""
-
-    def call(fn: Any, *args: Any) -> Any:
-        """Run a JobManager call; its errors reach the client as gr.Error naming what was wrong."""
-        try:
-            return fn(*args)
-        except (ValidationError, NotFoundError, StateError, ValueError, TypeError) as exc:
-            raise gr.Error(explain(exc), print_exception=False) from None
-
-    def train(config: dict) -> dict:
-        """Create a job from `config` (SFTConfig fields) and start it: {job_id, status}."""
-        job_id = call(manager.create_job, config)
-        return {"job_id": job_id, "status": call(manager.start_job, job_id)["status"]}
-
-    def list_jobs(status: str | None = None) -> dict:
-        """All jobs, newest first, optionally only those with `status`: {jobs: [...]}."""
-        return {"jobs": call(manager.list_jobs, status or None)}
-
-    def get_job(job_id: str) -> dict:
-        """One job record: status, progress, metrics, config, error or result."""
-        return call(manager.get_job_status, job_id)
-
-    def stop_job(job_id: str) -> dict:
-        """Stop a pending or running job (it saves what it has): {message, job_id, status}."""
-        record = call(manager.stop_job, job_id)
-        return {"message": f"Job {job_id} stopped", "job_id": job_id, "status": record["status"]}
-
-    def get_metrics(job_id: str, since: int | None = None, max_points: int | None = None) -> dict:
-        """The job's logged points (loss, ...) with step > since, at most max_points (evenly spread) when given."""
-        return {"job_id": job_id, "points": call(manager.get_metrics, job_id, since, max_points)}
-
-    def save_config(name: str, config: dict) -> dict:
-        """Store `config` under `name` (replacing a config of that name): {config_id, name}."""
-        config_id = call(manager.save_config, name, config)
-        return {"config_id": config_id, "name": manager.get_config(config_id)["name"]}
-
-    def list_configs() -> list:
-        """Saved configs: [{config_id, name, config}, ...]."""
-        return call(manager.list_configs)
-
-    def get_config(config_id: str) -> dict:
-        """One saved config: {config_id, name, config}."""
-        return call(manager.get_config, config_id)
-
-    for fn in (train, list_jobs, get_job, stop_job, get_metrics, save_config, list_configs, get_config):
-        gr.api(fn, api_name=fn.__name__, concurrency_limit=None)
-    ui_outputs.add_api(manager, call)  # generate, resume_job
 
 
 def build_ui(manager: JobManager) -> gr.Blocks:

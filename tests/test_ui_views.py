@@ -11,7 +11,8 @@ from sft_ui import ui_views as views
 from sft_ui.config import SFTConfig, field_groups
 from sft_ui.jobs import JobManager
 from sft_ui.presets import BUILTIN_PRESETS, preset_config
-from sft_ui.ui import API_NAMES, build_ui
+from sft_ui.ui import build_ui
+from sft_ui.ui_api import API_NAMES
 
 SPECS = [spec for group in views.form_specs().values() for spec in group]
 

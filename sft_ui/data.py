@@ -9,6 +9,7 @@ import re
 from pathlib import Path
 from typing import TYPE_CHECKING, Any
 
+from sft_ui import datacache
 from sft_ui.config import BUILTIN_MODEL, SFTConfig
 from sft_ui.settings import resolve_inside
 
@@ -275,7 +276,7 @@ def prepare(config: SFTConfig, data_root: Path, tokenizer: Any, info: dict[str, 
     """
     train, kwargs, _, fmt = _rows(config, load_source(config, data_root), tokenizer)
     if cache_dir is not None:
-        train = on_disk(train, cache_dir / "datasets")
+        train = datacache.on_disk(train, cache_dir / "datasets")
     if info is not None:
         info.update(dataset_format=fmt, prompt_style=prompt_style(fmt, train))
     if config.eval_split <= 0:
@@ -284,32 +285,6 @@ def prepare(config: SFTConfig, data_root: Path, tokenizer: Any, info: dict[str, 
         raise DataError(f"eval_split: {len(train)} usable row(s) are too few to hold some out; set eval_split to 0")
     parts = train.train_test_split(test_size=config.eval_split, seed=config.seed)
     return parts["train"], parts["test"], kwargs
-
-
-def on_disk(rows: Dataset, root: Path, keep: int = 20) -> Dataset:
-    """The same rows, backed by an Arrow file under `root` named by their content's fingerprint.
-
-    TRL tokenizes rows with `datasets.map`, which caches its results beside a data set's files but never for
-    rows held in memory: a second job on the same rows and tokenizer then skips tokenizing (1,156 rows: 1 s).
-    The `keep` folders used last stay; older ones are removed.
-    """
-    import shutil
-
-    from datasets import load_from_disk
-
-    folder = root / rows._fingerprint
-    if not (folder / "dataset_info.json").is_file():
-        tmp = root / f".{rows._fingerprint}-{os.getpid()}"
-        rows.save_to_disk(str(tmp))
-        try:
-            os.replace(tmp, folder)
-        except OSError:  # another job saved the same rows meanwhile
-            shutil.rmtree(tmp, ignore_errors=True)
-    os.utime(folder)
-    kept = sorted((p for p in root.iterdir() if not p.name.startswith(".")), key=lambda p: p.stat().st_mtime)
-    for old in kept[:-keep]:
-        shutil.rmtree(old, ignore_errors=True)
-    return load_from_disk(str(folder))
 
 
 def resolve_model_path(base_model: str, data_root: Path, cache_dir: Path) -> str:

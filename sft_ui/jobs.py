@@ -235,6 +235,7 @@ class JobManager:
             if record["status"] in ACTIVE:
                 raise StateError(f"job {job_id} is {record['status']}; stop it before deleting it")
             self.store.delete_job(job_id)
+            self._encoded.pop(job_id, None)
 
     def get_metrics(self, job_id: str, since: int | None = None, max_points: int | None = None) -> list[dict[str, Any]]:
         """The job's logged points (loss, learning_rate, ...) with step > since, thinned to max_points (decimate)."""

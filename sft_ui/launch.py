@@ -15,9 +15,8 @@ import sys
 import threading
 import time
 from pathlib import Path
-from typing import Any
 
-from sft_ui import jobdir
+from sft_ui import jobdir, settings
 
 LAUNCHED = "SFT_UI_LAUNCHED"  # set in the environment of the processes that accelerate starts
 
@@ -34,35 +33,9 @@ def processes(job_dir: Path) -> int:
     return value if isinstance(value, int) and value > 0 else 1
 
 
-class SilentReporter:
-    """The reporter of a process other than the first: it only hears stop requests."""
-
-    def __init__(self, job_dir: Path, stop: threading.Event) -> None:
-        self.job_dir = job_dir
-        self._stop = stop
-
-    def should_stop(self) -> bool:
-        """True once a stop was asked for, by signal or by the stop file."""
-        if not self._stop.is_set() and (self.job_dir / jobdir.STOP).exists():
-            self._stop.set()
-        return self._stop.is_set()
-
-    def phase(self, name: str, **fields: Any) -> None:
-        """Nothing: rank 0 reports."""
-
-    def progress(self, **fields: Any) -> None:
-        """Nothing: rank 0 reports."""
-
-    def log_metrics(self, point: dict[str, Any]) -> None:
-        """Nothing: rank 0 reports."""
-
-    def close(self) -> None:
-        """Nothing to close."""
-
-
 def command(job_dir: Path, data_root: Path, cache_dir: Path, count: int) -> list[str]:
     """The `accelerate launch` command line that runs `count` copies of the worker on this job."""
-    config_file = os.environ.get("SFT_UI_ACCELERATE_CONFIG")
+    config_file = settings.accelerate_config()
     if config_file:  # machines, rendezvous address and port come from the accelerate config
         where = ["--config_file", config_file]
     else:  # --multi_gpu picks torch's distributed launcher; on a machine without GPUs the processes use gloo
@@ -87,12 +60,12 @@ def launch(job_dir: Path, data_root: Path, cache_dir: Path, stop: threading.Even
     import torch  # the launcher imports it anyway
 
     gpus = torch.cuda.device_count() if torch.cuda.is_available() else 0
-    if gpus and gpus < count and not os.environ.get("SFT_UI_ACCELERATE_CONFIG"):
+    if gpus and gpus < count and not settings.accelerate_config():
         return _fail(job_dir, f"num_processes: {count} processes need {count} GPUs; this machine has {gpus}")
     print(f"[sft-ui] launching {count} processes" + (f" on {gpus} GPUs" if gpus else " on the CPU (gloo)"),
           flush=True)
     argv = command(job_dir, data_root, cache_dir, count)
-    if os.environ.get("SFT_UI_ACCELERATE_CONFIG"):  # possibly several machines: say how the others join
+    if settings.accelerate_config():  # possibly several machines: say how the others join
         rest = " ".join(argv[argv.index("--num_processes"):])
         print(f"[sft-ui] on each other machine (same paths, shared job dir), run: {LAUNCHED}=1 python -m "
               f"accelerate.commands.launch --config_file <its config> --machine_rank <N> {rest}", flush=True)

@@ -32,6 +32,11 @@ def spare_worker() -> bool:
     return os.environ.get("SFT_UI_SPARE_WORKER", "1").strip().lower() not in ("0", "false", "no", "off", "")
 
 
+def accelerate_config() -> str | None:
+    """An accelerate config file for jobs with num_processes > 1 (`SFT_UI_ACCELERATE_CONFIG`; unset: one machine)."""
+    return os.environ.get("SFT_UI_ACCELERATE_CONFIG") or None
+
+
 def stop_grace_seconds() -> float:
     """How long a stopping worker may take to save before it is killed."""
     return float(os.environ.get("SFT_UI_STOP_GRACE_SECONDS", "30"))

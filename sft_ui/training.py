@@ -189,7 +189,8 @@ def run(config: SFTConfig, job_dir: Path, data_root: Path, cache_dir: Path, repo
     gc.freeze()
     bf16, fp16, note = pick_precision(config.precision)
     fast, loading, notes = pick_fast_paths(config, half=bf16 or fp16)
-    for line in ([note] if note else []) + notes:
+    notes = [note, *notes] if note else notes
+    for line in notes:
         print(f"[sft-ui] {line}", flush=True)
 
     reporter.phase("loading_model")
@@ -282,6 +283,6 @@ def run(config: SFTConfig, job_dir: Path, data_root: Path, cache_dir: Path, repo
         "train_rows": len(train_set),
         "stopped_early": stopped,
         "num_processes": trainer.args.world_size,
-        **({"notes": ([note] if note else []) + notes} if note or notes else {}),
+        **({"notes": notes} if notes else {}),
         **shape,  # dataset_format and prompt_style: how the playground writes prompts for this model
     }

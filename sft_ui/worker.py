@@ -26,6 +26,13 @@ def _on_signal(signum: int, frame: Any) -> None:
     _stop.set()
 
 
+def _stop_asked(job_dir: Path) -> bool:
+    """True once a stop was asked for, by signal or by the job dir's stop file."""
+    if not _stop.is_set() and (job_dir / jobdir.STOP).exists():
+        _stop.set()
+    return _stop.is_set()
+
+
 class Reporter:
     """What training.py tells the server: phase, progress and metrics, through the job dir."""
 
@@ -41,9 +48,7 @@ class Reporter:
 
     def should_stop(self) -> bool:
         """True once a stop was asked for, by signal or by the stop file."""
-        if not _stop.is_set() and (self.job_dir / jobdir.STOP).exists():
-            _stop.set()
-        return _stop.is_set()
+        return _stop_asked(self.job_dir)
 
     def phase(self, name: str, **fields: Any) -> None:
         self.phase_seconds.setdefault(name, round(time.monotonic() - self._began, 3))
@@ -75,6 +80,29 @@ class Reporter:
     def close(self) -> None:
         self._flush(force=True)
         self._metrics.close()
+
+
+class SilentReporter:
+    """The reporter of a data-parallel process other than the first: it only hears stop requests."""
+
+    def __init__(self, job_dir: Path) -> None:
+        self.job_dir = job_dir
+
+    def should_stop(self) -> bool:
+        """True once a stop was asked for, by signal or by the stop file."""
+        return _stop_asked(self.job_dir)
+
+    def phase(self, name: str, **fields: Any) -> None:
+        """Nothing: rank 0 reports."""
+
+    def progress(self, **fields: Any) -> None:
+        """Nothing: rank 0 reports."""
+
+    def log_metrics(self, point: dict[str, Any]) -> None:
+        """Nothing: rank 0 reports."""
+
+    def close(self) -> None:
+        """Nothing to close."""
 
 
 def _watch_parent(parent: int, grace: float = 20.0) -> None:
@@ -171,13 +199,13 @@ def run_job(job_dir: Path, data_root: Path, cache_dir: Path) -> int:
     """Train the job in `job_dir`: in this process, or in several launched by accelerate (see launch.py)."""
     from sft_ui import launch
 
-    rank = launch.rank()
-    if rank is not None or launch.processes(job_dir) > 1:
+    rank, count = launch.rank(), launch.processes(job_dir)
+    if rank is not None or count > 1:
         launch.record_pid(job_dir)
-    if rank is None and launch.processes(job_dir) > 1:
+    if rank is None and count > 1:
         return launch.launch(job_dir, data_root, cache_dir, _stop)
     if rank:  # a data-parallel process other than the first: it trains, the first one reports
-        reporter: Any = launch.SilentReporter(job_dir, _stop)
+        reporter: Any = SilentReporter(job_dir)
     else:
         reporter = Reporter(job_dir)
     outcome: dict[str, Any]

@@ -16,6 +16,15 @@ from sft_ui import jobdir
 from sft_ui.jobs import JobManager
 
 
+def alive(pid: int) -> bool:
+    """True while `pid` runs (a zombie waiting to be reaped counts as gone)."""
+    try:
+        stat = Path(f"/proc/{pid}/stat").read_text()
+    except OSError:
+        return False
+    return stat.rsplit(")", 1)[1].split()[0] != "Z"
+
+
 def wait_for(manager: JobManager, job_id: str, statuses: tuple[str, ...], timeout: float = 120.0) -> dict:
     """Poll until the job reaches one of `statuses`; fail with its record when it does not."""
     deadline = time.monotonic() + timeout

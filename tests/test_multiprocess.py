@@ -10,7 +10,7 @@ import pytest
 
 from sft_ui import jobdir
 from sft_ui.jobs import JobManager
-from tests.helpers import wait_for
+from tests.helpers import alive, wait_for
 
 
 def _job_pids(job_dir: Path) -> list[int]:
@@ -20,15 +20,7 @@ def _job_pids(job_dir: Path) -> list[int]:
 
 def _alive(pids: list[int]) -> list[int]:
     """Those of `pids` that still run (zombies count as gone)."""
-    alive = []
-    for pid in pids:
-        try:
-            state = Path(f"/proc/{pid}/stat").read_text().rsplit(")", 1)[1].split()[0]
-        except OSError:
-            continue
-        if state != "Z":
-            alive.append(pid)
-    return alive
+    return [pid for pid in pids if alive(pid)]
 
 
 def _wait_gone(pids: list[int], timeout: float = 30.0) -> list[int]:

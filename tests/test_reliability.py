@@ -24,7 +24,7 @@ from hypothesis import strategies as st
 from sft_ui import SFTConfig, jobdir
 from sft_ui.jobs import JobManager
 from sft_ui.store import Store
-from tests.helpers import wait_until_serving
+from tests.helpers import alive, wait_until_serving
 
 ROOT = Path(__file__).resolve().parents[1]
 SECRET = "secret-xyz-do-not-store"
@@ -32,15 +32,6 @@ LONG = {"max_steps": 100_000, "logging_steps": 1}
 
 
 # --- processes ---
-
-
-def alive(pid: int) -> bool:
-    """True while `pid` runs (a zombie waiting to be reaped counts as gone)."""
-    try:
-        stat = Path(f"/proc/{pid}/stat").read_text()
-    except OSError:
-        return False
-    return stat.rsplit(")", 1)[1].split()[0] != "Z"
 
 
 def group_members(pgid: int) -> list[int]:

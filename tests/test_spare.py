@@ -9,7 +9,7 @@ from pathlib import Path
 import pytest
 
 from sft_ui.jobs import JobManager
-from tests.helpers import wait_for
+from tests.helpers import alive, wait_for
 
 
 @pytest.fixture
@@ -21,14 +21,6 @@ def spared(tmp_path: Path, monkeypatch: pytest.MonkeyPatch) -> Iterator[JobManag
     assert manager.spare is not None and manager.spare.pid is not None
     yield manager
     manager.shutdown()
-
-
-def _alive(pid: int) -> bool:
-    try:
-        state = Path(f"/proc/{pid}/stat").read_text().rsplit(")", 1)[1].split()[0]
-    except OSError:
-        return False
-    return state != "Z"
 
 
 def test_the_spare_runs_the_next_job_and_a_new_one_waits_after(spared: JobManager) -> None:
@@ -46,7 +38,7 @@ def test_the_spare_runs_the_next_job_and_a_new_one_waits_after(spared: JobManage
         time.sleep(0.2)
     second = spared.spare.pid  # type: ignore[union-attr]
     assert second not in (None, first), "a new spare waits for the next job"
-    assert not _alive(first)
+    assert not alive(first)
 
 
 def test_a_job_on_the_spare_stops_and_shutdown_ends_the_spare(spared: JobManager) -> None:
@@ -63,7 +55,7 @@ def test_a_job_on_the_spare_stops_and_shutdown_ends_the_spare(spared: JobManager
     assert spared.get_metrics(job_id), spared.get_log(job_id)
     record = spared.stop_job(job_id, wait=30)
     assert record["status"] == "stopped", (record["error"], spared.get_log(job_id))
-    assert not _alive(pid)
+    assert not alive(pid)
     # The imports were paid before Start: on an idle machine the first point comes in about a second.
     print(f"first loss point {first_point:.2f} s after start")
     deadline = time.monotonic() + 60
@@ -72,7 +64,7 @@ def test_a_job_on_the_spare_stops_and_shutdown_ends_the_spare(spared: JobManager
     waiting = spared.spare.pid  # type: ignore[union-attr]
     assert waiting is not None
     spared.shutdown()
-    assert not _alive(waiting), "shutdown ends the waiting spare"
+    assert not alive(waiting), "shutdown ends the waiting spare"
 
 
 def test_the_spare_is_on_unless_turned_off(monkeypatch: pytest.MonkeyPatch) -> None:

@@ -37,6 +37,8 @@ sys.path.insert(0, str(Path(__file__).resolve().parent))
 sys.path.insert(0, str(Path(__file__).resolve().parents[1]))
 from common import ROOT, Server, append_results, load, machine  # noqa: E402
 
+from sft_ui.processes import worker_env  # noqa: E402
+
 WATCH_POLL = 0.02  # seconds between looks at the job dir and /proc
 RATIO_GOAL = 1.03
 # (label, plain phase, sft-ui phase); each phase is a pair of stamps (from, to).
@@ -54,12 +56,9 @@ PHASES: list[tuple[str, tuple[str, str] | None, tuple[str, str] | None]] = [
 ]
 
 
-def worker_env() -> dict[str, str]:
-    """The environment sft-ui gives its workers (sft_ui.jobs._worker_env), so both sides train alike."""
-    env = {**os.environ, "HF_HUB_OFFLINE": "1", "PYTHONUNBUFFERED": "1"}
-    for key, value in (("TOKENIZERS_PARALLELISM", "false"), ("OMP_WAIT_POLICY", "PASSIVE")):
-        env.setdefault(key, value)
-    return env
+def plain_env() -> dict[str, str]:
+    """The environment sft-ui gives its workers (sft_ui.processes.worker_env), so both sides train alike."""
+    return {**worker_env(), "HF_HUB_OFFLINE": "1"}
 
 
 def export_rows(model_dir: Path, path: Path) -> int:
@@ -92,7 +91,7 @@ def run_plain(model_dir: Path, rows: Path, work: Path, steps: int, full: bool) -
     with open(work / "log.txt", "wb") as log:
         spawn = time.time()
         code = subprocess.call(
-            command, stdout=log, stderr=subprocess.STDOUT, stdin=subprocess.DEVNULL, env=worker_env(), cwd=work
+            command, stdout=log, stderr=subprocess.STDOUT, stdin=subprocess.DEVNULL, env=plain_env(), cwd=work
         )
         exited = time.time()
     if code != 0:

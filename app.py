@@ -37,6 +37,9 @@ def build_app(manager: JobManager | None = None) -> FastAPI:
         description="REST API under `/api/sft`; the Gradio UI is at `/`. Errors are JSON `{\"detail\": ...}`.",
         version="0.1.0",
         lifespan=lifespan,
+        # A trailing slash is a 404 like any unknown path. With redirects on, only paths the Gradio mount
+        # cannot match (a newline in an id) got a 307, so the same request answered two ways.
+        redirect_slashes=False,
     )
     app.state.sft_manager = manager
     api.install_error_handlers(app)

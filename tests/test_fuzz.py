@@ -226,6 +226,14 @@ def test_unknown_gradio_api_names_are_404_on_every_route(http: httpx.Client) -> 
         assert response.status_code == 404, (route, response.text)
 
 
+def test_a_trailing_slash_is_a_json_404_whatever_the_id(http: httpx.Client) -> None:
+    """Found by the fuzz: an id with a newline and a trailing slash got a bare 307 while others got a 404."""
+    for path in ("/api/sft/jobs/%0A%2F", "/api/sft/jobs/abc/", "/api/sft/configs/a%0Db/", "/api/sft/health/"):
+        response = http.get(path)
+        assert_clean(response, path)
+        assert response.status_code == 404, (path, response.text)
+
+
 def test_outputs_reload_after_fuzz(served: tuple[str, JobManager, list[str], list[str]]) -> None:
     """Nothing the fuzz sent left a job directory outside the data root."""
     _, manager, _, _ = served

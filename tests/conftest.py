@@ -53,14 +53,13 @@ def trained_job(tmp_path_factory: pytest.TempPathFactory, builtin_cache: Path) -
 def sft_server(tmp_path_factory: pytest.TempPathFactory, builtin_cache: Path) -> Iterator[str]:
     """README's run command, `python app.py`, serving on a free port; yields its base URL."""
     import signal
-    import socket
     import subprocess
     import sys
 
+    from sft_ui.launch import free_port
 
-    with socket.socket() as sock:
-        sock.bind(("127.0.0.1", 0))
-        port = sock.getsockname()[1]
+
+    port = free_port()
     root = Path(__file__).resolve().parents[1]
     data = tmp_path_factory.mktemp("server") / "data"
     env = {**os.environ, "PORT": str(port), "SFT_UI_DATA_DIR": str(data), "SFT_UI_MAX_CONCURRENT_JOBS": "1"}

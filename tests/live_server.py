@@ -3,7 +3,6 @@
 from __future__ import annotations
 
 import contextlib
-import socket
 import threading
 import time
 from collections.abc import Iterator
@@ -12,13 +11,7 @@ import uvicorn
 
 from app import build_app
 from sft_ui.jobs import JobManager
-
-
-def free_port() -> int:
-    """A TCP port nobody listens on right now."""
-    with socket.socket() as sock:
-        sock.bind(("127.0.0.1", 0))
-        return sock.getsockname()[1]
+from sft_ui.launch import free_port
 
 
 @contextlib.contextmanager

@@ -7,7 +7,6 @@ import json
 import os
 import random
 import signal
-import socket
 import subprocess
 import sys
 import threading
@@ -23,6 +22,7 @@ from hypothesis import strategies as st
 
 from sft_ui import SFTConfig, jobdir
 from sft_ui.jobs import JobManager
+from sft_ui.launch import free_port
 from sft_ui.store import Store
 from tests.helpers import alive, wait_until_serving
 
@@ -66,12 +66,6 @@ def kill_leftovers(pids: list[int]) -> None:
                 os.kill(member, signal.SIGKILL)
             except OSError:
                 pass
-
-
-def free_port() -> int:
-    with socket.socket() as sock:
-        sock.bind(("127.0.0.1", 0))
-        return sock.getsockname()[1]
 
 
 class Server:

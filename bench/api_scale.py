@@ -27,7 +27,6 @@ from typing import Any
 import httpx
 
 sys.path.insert(0, str(Path(__file__).resolve().parent))
-sys.path.insert(0, str(Path(__file__).resolve().parents[1]))
 from common import Server, append_results, load, machine, percentile  # noqa: E402
 
 LIST_GOAL_MS, JOB_GOAL_MS = 50.0, 20.0

@@ -1,11 +1,10 @@
-"""Helpers the benchmarks share: a free port, percentiles, `python app.py` as a server, the machine."""
+"""Helpers the benchmarks share: percentiles, `python app.py` as a server, the machine, RESULTS.md."""
 
 from __future__ import annotations
 
 import os
 import platform
 import signal
-import socket
 import subprocess
 import sys
 import time
@@ -14,13 +13,15 @@ from pathlib import Path
 import httpx
 
 ROOT = Path(__file__).resolve().parents[1]
+sys.path.insert(0, str(ROOT))
+
+from sft_ui.launch import free_port  # noqa: E402
+from sft_ui.processes import worker_env  # noqa: E402
 
 
-def free_port() -> int:
-    """A TCP port nobody listens on right now."""
-    with socket.socket() as sock:
-        sock.bind(("127.0.0.1", 0))
-        return sock.getsockname()[1]
+def training_env() -> dict[str, str]:
+    """The environment sft-ui gives its workers, offline: a benchmark's own training runs as a job's would."""
+    return {**worker_env(), "HF_HUB_OFFLINE": "1"}
 
 
 def percentile(values: list[float], q: float) -> float:

@@ -34,10 +34,7 @@ from typing import Any
 import httpx
 
 sys.path.insert(0, str(Path(__file__).resolve().parent))
-sys.path.insert(0, str(Path(__file__).resolve().parents[1]))
-from common import ROOT, Server, append_results, load, machine  # noqa: E402
-
-from sft_ui.processes import worker_env  # noqa: E402
+from common import ROOT, Server, append_results, load, machine, training_env  # noqa: E402
 
 WATCH_POLL = 0.02  # seconds between looks at the job dir and /proc
 RATIO_GOAL = 1.03
@@ -54,11 +51,6 @@ PHASES: list[tuple[str, tuple[str, str] | None, tuple[str, str] | None]] = [
     ("server reaps the worker (polls every 0.25 s)", None, ("exited", "reaped")),
     ("record updated -> client sees completed", None, ("reaped", "seen")),
 ]
-
-
-def plain_env() -> dict[str, str]:
-    """The environment sft-ui gives its workers (sft_ui.processes.worker_env), so both sides train alike."""
-    return {**worker_env(), "HF_HUB_OFFLINE": "1"}
 
 
 def export_rows(model_dir: Path, path: Path) -> int:
@@ -91,7 +83,7 @@ def run_plain(model_dir: Path, rows: Path, work: Path, steps: int, full: bool) -
     with open(work / "log.txt", "wb") as log:
         spawn = time.time()
         code = subprocess.call(
-            command, stdout=log, stderr=subprocess.STDOUT, stdin=subprocess.DEVNULL, env=plain_env(), cwd=work
+            command, stdout=log, stderr=subprocess.STDOUT, stdin=subprocess.DEVNULL, env=training_env(), cwd=work
         )
         exited = time.time()
     if code != 0:

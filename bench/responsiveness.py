@@ -29,7 +29,6 @@ from typing import Any
 import httpx
 
 sys.path.insert(0, str(Path(__file__).resolve().parent))
-sys.path.insert(0, str(Path(__file__).resolve().parents[1]))
 from common import Server, append_results, load, machine  # noqa: E402
 from overhead import Watch, find_child, wrap  # noqa: E402
 

@@ -23,7 +23,6 @@ from __future__ import annotations
 
 import argparse
 import json
-import os
 import shutil
 import statistics
 import subprocess
@@ -36,7 +35,7 @@ from importlib.metadata import PackageNotFoundError, version
 from pathlib import Path
 from typing import Any
 
-from common import load, machine
+from common import load, machine, training_env
 from throughput_child import RESULT_TAG
 from throughput_setup import LLAMAS, prepare
 
@@ -74,14 +73,7 @@ def versions() -> str:
 
 def run_variant(spec: dict[str, Any], log_dir: Path, label: str, timeout: float) -> dict[str, Any]:
     """Run one variant in a fresh interpreter; its measurements, or {'error': ...} with the log's tail."""
-    env = {
-        **os.environ,
-        "PYTHONPATH": os.pathsep.join(p for p in (str(ROOT), os.environ.get("PYTHONPATH")) if p),
-        "PYTHONUNBUFFERED": "1",
-        "TOKENIZERS_PARALLELISM": "false",
-        "HF_HUB_OFFLINE": "1",
-    }
-    env.setdefault("OMP_WAIT_POLICY", "PASSIVE")  # as sft_ui.jobs gives its workers
+    env = training_env()
     log = log_dir / f"{label}.log"
     began = time.monotonic()
     try:

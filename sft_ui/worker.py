@@ -51,7 +51,7 @@ class Reporter:
         return _stop_asked(self.job_dir)
 
     def phase(self, name: str, **fields: Any) -> None:
-        self.phase_seconds.setdefault(name, round(time.monotonic() - self._began, 3))
+        self.phase_seconds.setdefault(name, self.since_start())
         print(f"[sft-ui] {name}", flush=True)
         self.status.update(phase=name, **fields)
         self._flush(force=True)

@@ -2,7 +2,6 @@
 
 from __future__ import annotations
 
-import os
 import time
 from pathlib import Path
 
@@ -64,7 +63,6 @@ def test_stop_reaches_every_process_and_none_is_left(manager: JobManager) -> Non
     assert 5 <= record["result"]["steps"] < 5000
     assert (job_dir / jobdir.MODEL / "adapter_model.safetensors").is_file(), "what it trained was saved"
     assert _wait_gone(pids) == [], "every process of the job ended"
-    assert os.getpid() not in pids
 
 
 def test_more_processes_than_gpus_fails_at_once_naming_num_processes(tmp_path: Path,

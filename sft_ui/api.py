@@ -12,7 +12,7 @@ from fastapi.security import HTTPAuthorizationCredentials, HTTPBearer
 from pydantic import BaseModel, ConfigDict, Field, ValidationError
 
 from sft_ui import settings
-from sft_ui.config import SFTConfig, describe_errors
+from sft_ui.config import SFTConfig, Text, describe_errors
 from sft_ui.jobs import STATUSES, JobManager, NotFoundError, sft_job_manager
 
 PREFIX = "/api/sft"
@@ -111,7 +111,7 @@ class SaveConfigRequest(BaseModel):
     """Body of POST /configs; a config saved under an existing name replaces it and keeps its id."""
 
     model_config = ConfigDict(extra="forbid")
-    name: str = Field(description="A name to find the config by (1-200 characters)")
+    name: Text = Field(description="A name to find the config by (1-200 characters)")
     config: SFTConfig
 
 

@@ -8,6 +8,7 @@ from pydantic import BaseModel, ConfigDict, Field
 
 from sft_ui import export
 from sft_ui.api import ERRORS, PREFIX, Manager, require_api_key
+from sft_ui.config import MultilineText, Text
 from sft_ui.playground import MAX_NEW_TOKENS, MAX_PROMPT_CHARS, PLAYGROUND
 
 
@@ -15,8 +16,9 @@ class GenerateRequest(BaseModel):
     """Body of POST /jobs/{job_id}/generate: a prompt, written for the model as in training."""
 
     model_config = ConfigDict(extra="forbid")
-    prompt: str = Field(min_length=1, max_length=MAX_PROMPT_CHARS, description="The instruction or user message")
-    input: str = Field("", max_length=MAX_PROMPT_CHARS, description="Optional input (alpaca's `input` field)")
+    prompt: MultilineText = Field(min_length=1, max_length=MAX_PROMPT_CHARS,
+                                  description="The instruction or user message (newlines and tabs allowed)")
+    input: MultilineText = Field("", max_length=MAX_PROMPT_CHARS, description="Optional input (alpaca's `input` field)")
     max_new_tokens: int = Field(64, ge=1, le=MAX_NEW_TOKENS, description="Most tokens to generate")
     temperature: float = Field(0.0, ge=0.0, le=2.0, description="0: greedy (the same answer every time)")
     top_p: float = Field(1.0, gt=0.0, le=1.0, description="Nucleus sampling (when temperature > 0)")
@@ -44,7 +46,7 @@ class PushRequest(BaseModel):
     """Body of POST /jobs/{job_id}/push; the server's HF_TOKEN environment variable authorizes it."""
 
     model_config = ConfigDict(extra="forbid")
-    repo_id: str = Field(min_length=1, max_length=200, description="Hub repo id, e.g. 'me/my-model'")
+    repo_id: Text = Field(min_length=1, max_length=200, description="Hub repo id, e.g. 'me/my-model'")
     private: bool = Field(True, description="Create the repo private (an existing repo keeps its visibility)")
     merged: bool = Field(False, description="Push the merged model (after /merge) instead of the adapter")
 

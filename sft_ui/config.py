@@ -3,10 +3,11 @@
 from __future__ import annotations
 
 import os
+import re
 from pathlib import PurePosixPath
-from typing import Any, Literal
+from typing import Annotated, Any, Literal
 
-from pydantic import BaseModel, ConfigDict, Field, ValidationError, field_validator, model_validator
+from pydantic import BaseModel, BeforeValidator, ConfigDict, Field, ValidationError, field_validator, model_validator
 
 BUILTIN_MODEL = "builtin:tiny-gpt2"
 BUILTIN_DATASET = "builtin:tasks"
@@ -28,6 +29,32 @@ MAX_SEQ_LENGTH = _limit("seq_length", 32_768)
 MAX_LORA_R = _limit("lora_r", 1024)
 MAX_NAME_LENGTH = _limit("name_length", 200)
 MAX_PROCESSES = _limit("processes", 8)
+
+# A lone surrogate cannot be encoded as UTF-8 (the database, JSON answers); Cc control characters
+# (C0, DEL, C1) break names, paths and logs. Prompts may hold newlines and tabs.
+_BAD_TEXT = re.compile(r"[\ud800-\udfff\x00-\x1f\x7f-\x9f]")
+_BAD_MULTILINE = re.compile(r"[\ud800-\udfff\x00-\x08\x0b\x0c\x0e-\x1f\x7f-\x9f]")
+
+
+def check_text(value: Any, field: str = "", multiline: bool = False) -> Any:
+    """`value` as given, or ValueError '<field>: contains ...' for a lone surrogate or a control character.
+
+    `multiline` allows newline, carriage return and tab; a value that is not a str is left to the type checks.
+    """
+    found = (_BAD_MULTILINE if multiline else _BAD_TEXT).search(value) if isinstance(value, str) else None
+    if found is None:
+        return value
+    code = ord(found.group())
+    if 0xD800 <= code <= 0xDFFF:
+        problem = f"contains a lone surrogate (\\u{code:04x}) at position {found.start()}: text must be valid Unicode"
+    else:
+        problem = f"contains a control character U+{code:04X} at position {found.start()}"
+    raise ValueError(f"{field}: {problem}" if field else problem)
+
+
+# Request-model text types (pydantic names the field in its error).
+Text = Annotated[str, BeforeValidator(check_text)]
+MultilineText = Annotated[str, BeforeValidator(lambda value: check_text(value, multiline=True))]
 
 
 class SFTConfig(BaseModel):
@@ -126,14 +153,31 @@ class SFTConfig(BaseModel):
     # --- Advanced ---
     completion_only_loss: bool = Field(True, description="Compute the loss on the response only (instruction formats).")
 
+    @field_validator("*", mode="before")
+    @classmethod
+    def _clean_text(cls, value: Any) -> Any:
+        """Every text field and list item: no lone surrogate, no control character (before any other check)."""
+        if isinstance(value, list):
+            for i, item in enumerate(value):
+                check_text(item, f"item {i}")
+        return check_text(value)
+
+    @field_validator("base_model")
+    @classmethod
+    def _model_name(cls, value: str) -> str:
+        if not value.strip():
+            raise ValueError("must not be empty")
+        if any(c.isspace() for c in value):
+            raise ValueError("must not contain spaces: a Hub id (owner/name), a folder under the data root or "
+                             f"{BUILTIN_MODEL}")
+        return value
+
     @field_validator("output_dir")
     @classmethod
     def _relative_dir(cls, value: str) -> str:
         path = PurePosixPath(value.replace("\\", "/"))
         if path.is_absolute() or ".." in path.parts or ":" in value:
             raise ValueError("must be a relative folder inside the data root")
-        if any(ord(c) < 32 or ord(c) == 127 for c in value):
-            raise ValueError("must not contain control characters")
         if any(len(part.encode()) > 255 for part in path.parts):
             raise ValueError("each folder name must be at most 255 bytes")
         return value
@@ -142,8 +186,8 @@ class SFTConfig(BaseModel):
     @classmethod
     def _module_names(cls, value: list[str]) -> list[str]:
         for name in value:
-            if not name or len(name) > 100 or not all(c.isalnum() or c in "._-" for c in name):
-                raise ValueError(f"not a module name: {name!r}")
+            if not name.strip(".") or len(name) > 100 or not all(c.isalnum() or c in "._-" for c in name):
+                raise ValueError(f"not a module name: {name!r}")  # '.' and '..' are folders, not modules
         return value
 
     @model_validator(mode="after")

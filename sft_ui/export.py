@@ -14,6 +14,7 @@ from typing import Any
 
 from sft_ui import jobdir
 from sft_ui.builtin import is_builtin
+from sft_ui.config import check_text
 from sft_ui.jobs import ACTIVE, JobManager, StateError
 
 MERGED = "merged"  # the job dir's folder for the merged model
@@ -146,7 +147,7 @@ def push(manager: JobManager, job_id: str, repo_id: str, private: bool = True, m
     from huggingface_hub.utils import HFValidationError, validate_repo_id
 
     record = manager.get_job_status(job_id)
-    repo_id = (repo_id or "").strip() if isinstance(repo_id, str) else ""
+    repo_id = check_text((repo_id or "").strip() if isinstance(repo_id, str) else "", "repo_id")
     try:
         validate_repo_id(repo_id)
     except HFValidationError as exc:

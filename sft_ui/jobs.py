@@ -259,6 +259,9 @@ class JobManager:
     # --- configs ---
     def save_config(self, name: str, config: SFTConfig | dict[str, Any]) -> str:
         """Validate and store a config under `name` (replacing one of that name); returns its id."""
+        from sft_ui.config import check_text
+
+        check_text(name, "name")
         if not isinstance(name, str) or not name.strip():
             raise ValueError("name: must be a non-empty string")
         if len(name) > MAX_NAME_LENGTH:

@@ -18,7 +18,7 @@ from pathlib import Path
 from typing import Any
 
 from sft_ui.builtin import alpaca_prompt, builtin_rows
-from sft_ui.config import BUILTIN_DATASET
+from sft_ui.config import BUILTIN_DATASET, check_text
 from sft_ui.export import is_adapter, saved_model
 from sft_ui.jobs import JobManager, StateError
 
@@ -74,6 +74,8 @@ def check_settings(prompt: Any, max_new_tokens: Any, temperature: Any, top_p: An
         raise ValueError("prompt: must be a non-empty string")
     if len(prompt) > MAX_PROMPT_CHARS or not isinstance(input, str) or len(input) > MAX_PROMPT_CHARS:
         raise ValueError(f"prompt: at most {MAX_PROMPT_CHARS} characters (prompt and input each)")
+    check_text(prompt, "prompt", multiline=True)
+    check_text(input, "input", multiline=True)
     whole = isinstance(max_new_tokens, int) and not isinstance(max_new_tokens, bool)
     if not whole or not 1 <= max_new_tokens <= MAX_NEW_TOKENS:
         raise ValueError(f"max_new_tokens: must be a whole number from 1 to {MAX_NEW_TOKENS}, got {max_new_tokens!r}")

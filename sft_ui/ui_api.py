@@ -6,7 +6,7 @@ import gradio as gr
 from pydantic import ValidationError
 
 from sft_ui import ui_outputs
-from sft_ui.config import describe_errors
+from sft_ui.config import check_text, describe_errors
 from sft_ui.jobs import JobManager, NotFoundError, StateError
 
 API_NAMES = ("train", "list_jobs", "get_job", "stop_job", "get_metrics", "save_config", "list_configs", "get_config",
@@ -30,6 +30,10 @@ def add_api(manager: JobManager) -> None:
         except (ValidationError, NotFoundError, StateError, ValueError, TypeError) as exc:
             raise gr.Error(explain(exc), print_exception=False) from None
 
+    def checked(value: Any, field: str) -> Any:
+        """An id or filter as given; gr.Error naming `field` when it holds a lone surrogate or control character."""
+        return call(check_text, value, field)
+
     def train(config: dict) -> dict:
         """Create a job from `config` (SFTConfig fields) and start it: {job_id, status}."""
         job_id = call(manager.create_job, config)
@@ -37,20 +41,20 @@ def add_api(manager: JobManager) -> None:
 
     def list_jobs(status: str | None = None) -> dict:
         """All jobs, newest first, optionally only those with `status`: {jobs: [...]}."""
-        return {"jobs": call(manager.list_jobs, status or None)}
+        return {"jobs": call(manager.list_jobs, checked(status, "status") or None)}
 
     def get_job(job_id: str) -> dict:
         """One job record: status, progress, metrics, config, error or result."""
-        return call(manager.get_job_status, job_id)
+        return call(manager.get_job_status, checked(job_id, "job_id"))
 
     def stop_job(job_id: str) -> dict:
         """Stop a pending or running job (it saves what it has): {message, job_id, status}."""
-        record = call(manager.stop_job, job_id)
+        record = call(manager.stop_job, checked(job_id, "job_id"))
         return {"message": f"Job {job_id} stopped", "job_id": job_id, "status": record["status"]}
 
     def get_metrics(job_id: str, since: int | None = None, max_points: int | None = None) -> dict:
         """The job's logged points (loss, ...) with step > since, at most max_points (evenly spread) when given."""
-        return {"job_id": job_id, "points": call(manager.get_metrics, job_id, since, max_points)}
+        return {"job_id": job_id, "points": call(manager.get_metrics, checked(job_id, "job_id"), since, max_points)}
 
     def save_config(name: str, config: dict) -> dict:
         """Store `config` under `name` (replacing a config of that name): {config_id, name}."""
@@ -63,7 +67,7 @@ def add_api(manager: JobManager) -> None:
 
     def get_config(config_id: str) -> dict:
         """One saved config: {config_id, name, config}."""
-        return call(manager.get_config, config_id)
+        return call(manager.get_config, checked(config_id, "config_id"))
 
     for fn in (train, list_jobs, get_job, stop_job, get_metrics, save_config, list_configs, get_config):
         gr.api(fn, api_name=fn.__name__, concurrency_limit=None)

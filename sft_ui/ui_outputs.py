@@ -14,6 +14,7 @@ import gradio as gr
 
 from sft_ui import export
 from sft_ui import ui_views as views
+from sft_ui.config import check_text
 from sft_ui.jobs import JobManager
 from sft_ui.playground import MAX_NEW_TOKENS, PLAYGROUND, example
 
@@ -30,11 +31,12 @@ def add_api(manager: JobManager, call: Callable[..., Any]) -> None:
         """The base and tuned answers to `prompt`, written as in training: {base, tuned, prompt_formatted, ...}."""
         tokens = int(max_new_tokens) if isinstance(max_new_tokens, float) and max_new_tokens.is_integer() \
             else max_new_tokens
+        job_id = call(check_text, job_id, "job_id")
         return call(PLAYGROUND.generate, manager, job_id, prompt, tokens, temperature, top_p, input or "")
 
     def resume_job(job_id: str) -> dict:
         """Continue a stopped or failed job from its last checkpoint: {message, job_id, status, step}."""
-        record = call(manager.resume_job, job_id)
+        record = call(manager.resume_job, call(check_text, job_id, "job_id"))
         step = record["resumed"]["from_step"]
         return {"message": f"Job {job_id} resumed from step {step}", "job_id": job_id, "status": record["status"],
                 "step": step}

@@ -11,7 +11,7 @@ from typing import TYPE_CHECKING, Any
 
 from sft_ui import datacache
 from sft_ui.config import BUILTIN_MODEL, SFTConfig
-from sft_ui.settings import resolve_inside
+from sft_ui.settings import private_dir, resolve_inside
 
 if TYPE_CHECKING:
     from datasets import Dataset
@@ -82,10 +82,19 @@ def check_paths(config: SFTConfig, data_root: Path) -> None:
             raise DataError(f"{field}: must not contain control characters")
         local = field == "base_model" or name.lower().endswith(LOCAL_SUFFIXES)
         path = resolve_inside(data_root, name, field) if local else None  # ValueError naming the field
+        if path is not None and _is_private(path, data_root):
+            raise DataError(f"{field}: {name!r} is one of the server's own files, not a model or data set")
         if path is None or (field == "base_model" and not _is_dir(path)):
             if not _HUB_ID.match(name) or ".." in name:
                 raise DataError(f"{field}: {name!r} is neither a hub id (owner/name), a built-in id nor a "
                                 "data-root path")
+
+
+def _is_private(path: Path, data_root: Path) -> bool:
+    """True for the server's own files: its private folder, and the database where older versions kept it."""
+    private = private_dir(data_root.resolve())
+    legacy_database = path.parent == data_root.resolve() and path.name.startswith("sft_ui.json")
+    return path == private or private in path.parents or legacy_database
 
 
 def _is_dir(path: Path) -> bool:

@@ -3,25 +3,30 @@
 from __future__ import annotations
 
 import collections
+import errno
 import json
 import logging
 import math
+import os
+import shutil
 import threading
+import time
 from collections.abc import Callable
 from datetime import UTC, datetime
 from pathlib import Path
 from typing import Any
 
-from sft_ui import jobdir, processes, settings
+from sft_ui import jobdir, processes, recovery, settings
 from sft_ui.config import MAX_NAME_LENGTH, SFTConfig, parse_config
 from sft_ui.spare import Spare
-from sft_ui.store import Store, new_id
+from sft_ui.store import Store, StoreWriteError, new_id
 
 log = logging.getLogger(__name__)
 
 STATUSES = ("pending", "running", "completed", "failed", "stopped")
 ACTIVE = ("pending", "running")
-INTERRUPTED = "interrupted: the server stopped while it ran"
+INTERRUPTED = recovery.INTERRUPTED
+DATABASE = "sft_ui.json"  # the database's file name, in settings.private_dir
 
 
 class NotFoundError(LookupError):
@@ -67,24 +72,68 @@ class JobManager:
                 self.cache_dir = settings.cache_dir(self.data_dir)
                 self.max_concurrent_jobs = self._max_arg or settings.max_concurrent_jobs()
                 self.data_dir.mkdir(parents=True, exist_ok=True)
-                self._store = Store(self.data_dir / "sft_ui.json")
+                self._store = Store(self._database_file())
                 if settings.spare_worker():
                     self.spare = Spare(self.data_dir, self.cache_dir, processes.worker_env())
                     self.spare.refill()
                 self._recover()
             return self._store
 
+    def _database_file(self) -> Path:
+        """The database in the private folder; one from before it (`<data dir>/sft_ui.json`) is moved there."""
+        private = settings.private_dir(self.data_dir)
+        private.mkdir(mode=0o700, exist_ok=True)
+        database = private / DATABASE
+        legacy = self.data_dir / DATABASE
+        if legacy.is_file() and not database.exists():
+            os.replace(legacy, database)  # same file system: an atomic move, nothing to lose
+            log.info("database moved from %s to %s", legacy, database)
+        return database
+
+    @property
+    def database_path(self) -> Path:
+        """The database's snapshot file (its journal lies beside it)."""
+        _ = self.store
+        return settings.private_dir(self.data_dir) / DATABASE
+
+    def database_status(self) -> dict[str, Any]:
+        """{"restored": None} normally; what a restore did when the database was found damaged at start."""
+        return {"restored": self.store.restored}
+
     def _recover(self) -> None:
-        """Jobs left running by a dead server fail; jobs that were queued queue again."""
+        """Rebuild a damaged database from the job folders; end jobs a dead server left running; requeue the rest."""
         assert self._store is not None
+        if self._store.restored is not None:
+            self._rebuild()
+        now = now_iso()
         for record in self._store.list_jobs():
             if record["status"] == "running":
                 processes.kill_orphan(record)
-                self._store.update_job(record["job_id"], {"status": "failed", "error": INTERRUPTED,
-                                                          "finished_at": now_iso()})
+                self._store.update_job(record["job_id"], recovery.ended_fields(Path(record["job_dir"]), now))
             elif record["status"] == "pending" and record.get("queued_at"):
                 self._queue.append(record["job_id"])
         self._schedule()
+
+    def _rebuild(self) -> None:
+        """Job records from every job folder under the data root, over what the restored copy still had."""
+        assert self._store is not None and self._store.restored is not None
+        known = {r["job_id"]: r for r in self._store.list_jobs()}
+        skip = (settings.private_dir(self.data_dir), self.cache_dir.resolve())
+        rebuilt = 0
+        for folder in recovery.find_job_folders(self.data_dir, skip):
+            base = known.pop(folder.name, None)
+            record = recovery.record_from_folder(folder, base, now_iso())
+            if base is None:
+                self._store.insert_job(record)
+            else:
+                self._store.update_job(folder.name, record)
+            rebuilt += 1
+        for job_id, record in known.items():  # in the old copy, but its folder is gone: nothing to show
+            if not Path(record.get("job_dir", "")).is_dir():
+                self._store.delete_job(job_id)
+        self._store.restored["jobs_rebuilt"] = rebuilt
+        log.error("database restored: %d job records rebuilt from job folders, %d saved configs kept",
+                  rebuilt, self._store.restored["configs"])
 
     # --- jobs ---
     def create_job(self, config: SFTConfig | dict[str, Any]) -> str:
@@ -105,23 +154,36 @@ class JobManager:
                 job_dir.mkdir(parents=True, exist_ok=False)
                 (job_dir / jobdir.CONFIG).write_text(json.dumps(dumped, indent=2), encoding="utf-8")
             except OSError as exc:
+                shutil.rmtree(job_dir, ignore_errors=True)
+                if exc.errno in (errno.ENOSPC, errno.EDQUOT):
+                    raise StoreWriteError(exc.errno, f"cannot make the job folder: {exc.strerror}") from None
                 raise ValueError(f"output_dir: cannot make a job folder under {cfg.output_dir!r}: "
                                  f"{exc.strerror or exc}") from None
-            self.store.insert_job({
-                "job_id": job_id, "name": cfg.display_name, "status": "pending", "created_at": now_iso(),
-                "started_at": None, "finished_at": None, "queued_at": None, "config": dumped,
-                "job_dir": str(job_dir), "progress": {"step": 0, "total_steps": cfg.max_steps, "epoch": 0.0,
-                                                      "eta_seconds": None},
-                "metrics": {}, "phase": None, "error": None, "result": None,
-            })
+            try:
+                self.store.insert_job({
+                    "job_id": job_id, "name": cfg.display_name, "status": "pending", "created_at": now_iso(),
+                    "started_at": None, "finished_at": None, "queued_at": None, "config": dumped,
+                    "job_dir": str(job_dir), "progress": {"step": 0, "total_steps": cfg.max_steps, "epoch": 0.0,
+                                                          "eta_seconds": None},
+                    "metrics": {}, "phase": None, "error": None, "result": None,
+                })
+            except StoreWriteError:
+                shutil.rmtree(job_dir, ignore_errors=True)  # no folder of a job that does not exist
+                raise
         return job_id
 
     def _output_folder(self, output_dir: str) -> Path:
-        """The resolved output_dir: inside the data root, and neither the database nor the model cache."""
-        folder = settings.resolve_inside(self.store_root(), output_dir, "output_dir")
-        for reserved in (self.data_dir / "sft_ui.json", self.cache_dir.resolve()):
+        """The resolved output_dir: inside the data root, outside the server's own files, the cache and jobs."""
+        root = self.store_root()
+        folder = settings.resolve_inside(root, output_dir, "output_dir")
+        for reserved in (settings.private_dir(root), root / DATABASE, self.cache_dir.resolve()):
             if folder == reserved or reserved in folder.parents:
                 raise ValueError(f"output_dir: {output_dir!r} is reserved for the server's own files")
+        for inside in (folder, *folder.parents):
+            if inside == root:
+                break
+            if recovery.is_job_folder(inside):
+                raise ValueError(f"output_dir: {output_dir!r} is inside the folder of job {inside.name}")
         return folder
 
     def store_root(self) -> Path:
@@ -274,6 +336,10 @@ class JobManager:
                                  "or save under an existing name to replace it")
             return self.store.save_config(name.strip(), dumped, now_iso())
 
+    def count_configs(self) -> int:
+        """How many configs are saved."""
+        return self.store.count_configs()
+
     def list_configs(self) -> list[dict[str, Any]]:
         """Saved configs, oldest first: config_id, name, config."""
         return self.store.list_configs()
@@ -332,10 +398,15 @@ class JobManager:
                 record = self.store.get_job(job_id)
                 if record is None or record["status"] != "pending":
                     continue
+                try:
+                    self.store.update_job(job_id, {"status": "running", "started_at": now_iso(), "phase": "starting"})
+                except StoreWriteError as exc:  # it keeps its place: the next job end or start tries again
+                    self._queue.appendleft(job_id)
+                    log.error("job %s cannot start while the database cannot be written: %s", job_id, exc)
+                    return
                 run = processes.Run(job_id, Path(record["job_dir"]))
                 run.processes = int(record["config"].get("num_processes") or 1)
                 self._runs[job_id] = run
-                self.store.update_job(job_id, {"status": "running", "started_at": now_iso(), "phase": "starting"})
                 threading.Thread(target=self._supervise, args=(run,), name=f"job-{job_id}", daemon=True).start()
 
     def _supervise(self, run: processes.Run) -> None:
@@ -356,12 +427,26 @@ class JobManager:
                     fields["progress"] = {"step": live.get("step", 0), "total_steps": live.get("total_steps"),
                                           "epoch": live.get("epoch", 0.0), "eta_seconds": 0}
                     fields["metrics"] = live.get("metrics") or {}
-                self.store.update_job(run.job_id, fields)
+                saved = self._save_end(run.job_id, fields)
                 self._runs.pop(run.job_id, None)
                 run.done.set()
                 if self.spare is not None:  # only now: its ~5 s of imports would slow this job's steps on a small CPU
                     self.spare.refill()  # before the next queued job starts, so that it goes to the spare
                 self._schedule()
+            while not saved:  # the disk is full or failing: the slot is free, the record waits for the disk
+                time.sleep(5)
+                with self._lock:
+                    saved = self._save_end(run.job_id, fields)
+
+    def _save_end(self, job_id: str, fields: dict[str, Any]) -> bool:
+        """Record how a job ended; False when the database could not be written (the worker's result.json
+        still holds it, and a restart reads it from there)."""
+        try:
+            self.store.update_job(job_id, fields)
+            return True
+        except StoreWriteError as exc:
+            log.error("job %s ended %s, but its record could not be written: %s", job_id, fields["status"], exc)
+            return False
 
     def _follow(self, run: processes.Run) -> dict[str, Any]:
         spare = self.spare.take(run.job_dir) if self.spare is not None and run.processes == 1 else None

@@ -22,6 +22,11 @@ def cache_dir(data_root: Path) -> Path:
     return Path(configured).resolve() if configured else data_root / "cache"
 
 
+def private_dir(data_root: Path) -> Path:
+    """The server's own files (database, download zips): no job, data set or output_dir path may enter it."""
+    return data_root / ".sft_ui"
+
+
 def max_concurrent_jobs() -> int:
     """How many jobs train at once (`SFT_UI_MAX_CONCURRENT_JOBS`, default 1)."""
     return max(1, int(os.environ.get("SFT_UI_MAX_CONCURRENT_JOBS", "1")))

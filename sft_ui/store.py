@@ -1,68 +1,31 @@
-"""TinyDB persistence for job records and saved configs: one lock, atomic writes."""
+"""TinyDB persistence for job records and saved configs: one lock; a write reaches the disk or changes nothing."""
 
 from __future__ import annotations
 
-import json
+import collections
 import logging
-import os
 import threading
 import time
 import uuid
 from pathlib import Path
 from typing import Any
 
-from tinydb import Query, TinyDB
-from tinydb.storages import Storage
+from tinydb import TinyDB
+
+from sft_ui.storage import (
+    CorruptDatabase,
+    DirectTable,
+    JournalStorage,
+    StoreWriteError,
+    _copy,
+    quarantine,
+    read_snapshot,
+    replay,
+)
 
 log = logging.getLogger(__name__)
 
-
-class AtomicJSONStorage(Storage):
-    """A JSON file rewritten by temp file + fsync + rename, so a kill never leaves half a file.
-
-    The parsed data is cached: TinyDB reads the whole storage on every query, and we are the
-    file's only writer, so reading it again from disk would only cost time.
-    """
-
-    def __init__(self, path: str | Path) -> None:
-        self.path = Path(path)
-        self.path.parent.mkdir(parents=True, exist_ok=True)
-        self._data: dict[str, Any] | None = None
-        if not self.path.exists():
-            self.write({})  # hold the name from the start: nothing else may create a folder there
-
-    def read(self) -> dict[str, Any] | None:
-        if self._data is None:
-            self._data = self._load()
-        return self._data
-
-    def write(self, data: dict[str, Any]) -> None:
-        tmp = self.path.with_name(f".{self.path.name}.{os.getpid()}.tmp")
-        with open(tmp, "w", encoding="utf-8") as fh:
-            json.dump(data, fh, ensure_ascii=False, separators=(",", ":"))
-            fh.flush()
-            os.fsync(fh.fileno())
-        os.replace(tmp, self.path)
-        self._data = data
-
-    def _load(self) -> dict[str, Any] | None:
-        if not self.path.exists() or self.path.stat().st_size == 0:
-            return None
-        try:
-            with open(self.path, encoding="utf-8") as fh:
-                data = json.load(fh)
-            if not isinstance(data, dict):
-                raise ValueError("top level is not an object")
-            return data
-        except (ValueError, UnicodeDecodeError) as exc:
-            # A corrupt file must not crash-loop the server: keep it for inspection, start empty.
-            aside = self.path.with_name(f"{self.path.name}.corrupt-{int(time.time())}")
-            os.replace(self.path, aside)
-            log.error("database %s is unreadable (%s); moved aside to %s, starting empty", self.path, exc, aside)
-            return None
-
-    def close(self) -> None:
-        pass
+__all__ = ["Store", "StoreWriteError", "new_id"]
 
 
 def new_id() -> str:
@@ -70,55 +33,75 @@ def new_id() -> str:
     return uuid.uuid4().hex[:12]
 
 
+class _Database(TinyDB):
+    """TinyDB whose tables write only the documents they change (DirectTable)."""
+
+    table_class = DirectTable
+
+
 class Store:
-    """Jobs and saved configs in one TinyDB file; every call holds one lock."""
+    """Jobs and saved configs in one TinyDB database; every call holds one lock.
+
+    Reads never scan every record: jobs are looked up by id through an index, pages are cut from the table in
+    insertion order, and counts by status are kept as jobs change, so each call costs the same at 10,000 jobs as
+    at 100.
+    """
 
     def __init__(self, path: Path) -> None:
+        self.path = Path(path)
         self._lock = threading.RLock()
-        self._db = TinyDB(path, storage=AtomicJSONStorage)
+        self.restored: dict[str, Any] | None = None  # set when a damaged database was replaced at opening
+        storage_args = _open(self.path)
+        self._db = _Database(self.path, storage=JournalStorage)
+        if storage_args is not None:  # the files were damaged: start from what could be saved
+            self._db.storage.write(storage_args["data"])
+            self.restored = storage_args["restored"]
         self._jobs = self._db.table("jobs")
         self._configs = self._db.table("configs")
         self.revision = 0  # grows with every write to a job record: equal revisions, equal records
         self._revisions: dict[str, int] = {}  # job_id -> the revision of its last write (0: none since opening)
-        self._doc_ids: dict[str, int] | None = None  # job_id -> TinyDB document id, made on first use
+        self._doc_ids: dict[str, str] = {}  # job_id -> TinyDB document id (as stored)
+        self._statuses: collections.Counter[str] = collections.Counter()
+        for key, doc in self._raw("jobs").items():
+            self._doc_ids[doc["job_id"]] = key
+            self._statuses[doc.get("status")] += 1
+
+    def _raw(self, table: str) -> dict[str, Any]:
+        """The table's documents as stored, {doc id: document}, in insertion order: read them, never change them."""
+        return (self._db.storage.read() or {}).get(table, {})
 
     # --- jobs ---
     def _written(self, job_id: str) -> None:
         self.revision += 1
         self._revisions[job_id] = self.revision
 
-    def _doc_id(self, job_id: str) -> int | None:
-        """The job's TinyDB document id: a lookup, not a scan of every record."""
-        if self._doc_ids is None:
-            self._doc_ids = {doc["job_id"]: doc.doc_id for doc in self._jobs.all()}
-        return self._doc_ids.get(job_id)
-
     def insert_job(self, record: dict[str, Any]) -> None:
         with self._lock:
             doc_id = self._jobs.insert(record)
-            if self._doc_ids is not None:
-                self._doc_ids[record["job_id"]] = doc_id
+            self._doc_ids[record["job_id"]] = str(doc_id)
+            self._statuses[record.get("status")] += 1
             self._written(record["job_id"])
 
     def update_job(self, job_id: str, fields: dict[str, Any]) -> None:
         with self._lock:
-            doc_id = self._doc_id(job_id)
-            if doc_id is not None:
-                self._jobs.update(fields, doc_ids=[doc_id])
-                self._written(job_id)
+            key = self._doc_ids.get(job_id)
+            if key is None:
+                return
+            old = self._raw("jobs")[key].get("status")
+            self._jobs.update(fields, doc_ids=[int(key)])
+            if "status" in fields:
+                self._statuses[old] -= 1
+                self._statuses[fields["status"]] += 1
+            self._written(job_id)
 
     def get_job(self, job_id: str) -> dict[str, Any] | None:
         with self._lock:
-            doc_id = self._doc_id(job_id)
-            doc = self._jobs.get(doc_id=doc_id) if doc_id is not None else None
-            return _copy(doc) if doc else None
+            key = self._doc_ids.get(job_id) if isinstance(job_id, str) else None
+            return _copy(self._raw("jobs")[key]) if key is not None else None
 
     def list_jobs(self, status: str | None = None, offset: int = 0, limit: int | None = None,
                   newest_first: bool = False) -> list[dict[str, Any]]:
-        """Job records, oldest first (or newest first), only those with `status` when given, one page of them.
-
-        Only the page is copied, so a page of a long list costs little more than a page of a short one.
-        """
+        """Job records, oldest first (or newest first), only those with `status` when given, one page of them."""
         with self._lock:
             return [_copy(doc) for doc, _ in self.scan_jobs(status, offset, limit, newest_first)]
 
@@ -126,37 +109,49 @@ class Store:
                   newest_first: bool = False) -> list[tuple[dict[str, Any], int]]:
         """Like list_jobs, each record with its revision, but not copied: read the records, never change them."""
         with self._lock:
-            docs = self._jobs.all()
-            if newest_first:
-                docs.reverse()
-            if status is not None:
-                docs = [doc for doc in docs if doc.get("status") == status]
-            end = None if limit is None else offset + limit
-            return [(doc, self._revisions.get(doc["job_id"], 0)) for doc in docs[offset:end]]
+            docs = self._raw("jobs").values()
+            ordered = reversed(docs) if newest_first else iter(docs)
+            page = []
+            skipped = 0
+            for doc in ordered:
+                if status is not None and doc.get("status") != status:
+                    continue
+                if skipped < offset:
+                    skipped += 1
+                    continue
+                if limit is not None and len(page) >= limit:
+                    break
+                page.append((doc, self._revisions.get(doc["job_id"], 0)))
+            return page
 
     def count_jobs(self, status: str | None = None) -> int:
-        """How many jobs have `status`, or all of them (no copies made)."""
+        """How many jobs have `status`, or all of them."""
         with self._lock:
-            return len(self._jobs) if status is None else self._jobs.count(Query().status == status)
+            return len(self._doc_ids) if status is None else max(0, self._statuses[status])
 
     def delete_job(self, job_id: str) -> bool:
         with self._lock:
-            doc_id = self._doc_id(job_id)
-            if doc_id is None:
+            key = self._doc_ids.get(job_id)
+            if key is None:
                 return False
-            self._written(job_id)
-            assert self._doc_ids is not None
+            old = self._raw("jobs")[key].get("status")
+            self._jobs.remove(doc_ids=[int(key)])
             del self._doc_ids[job_id]
-            return bool(self._jobs.remove(doc_ids=[doc_id]))
+            self._statuses[old] -= 1
+            self._written(job_id)
+            return True
 
     # --- configs ---
+    def _config_key(self, field: str, value: str) -> str | None:
+        return next((key for key, doc in self._raw("configs").items() if doc.get(field) == value), None)
+
     def save_config(self, name: str, config: dict[str, Any], now: str) -> str:
         """Store `config` under `name`; an existing name is replaced and keeps its id."""
         with self._lock:
-            existing = self._configs.get(Query().name == name)
-            if existing:
-                self._configs.update({"config": config, "updated_at": now}, doc_ids=[existing.doc_id])
-                return existing["config_id"]
+            key = self._config_key("name", name)
+            if key is not None:
+                self._configs.update({"config": config, "updated_at": now}, doc_ids=[int(key)])
+                return self._raw("configs")[key]["config_id"]
             config_id = new_id()
             self._configs.insert(
                 {"config_id": config_id, "name": name, "config": config, "created_at": now, "updated_at": now}
@@ -166,30 +161,83 @@ class Store:
     def count_configs(self, name: str | None = None) -> int:
         """How many configs are saved (only those called `name`, when given)."""
         with self._lock:
-            return len(self._configs) if name is None else self._configs.count(Query().name == name)
+            if name is None:
+                return len(self._raw("configs"))
+            return sum(1 for doc in self._raw("configs").values() if doc.get("name") == name)
 
     def list_configs(self) -> list[dict[str, Any]]:
         with self._lock:
-            return [_copy(doc) for doc in self._configs.all()]
+            return [_copy(doc) for doc in self._raw("configs").values()]
 
     def get_config(self, config_id: str) -> dict[str, Any] | None:
         with self._lock:
-            doc = self._configs.get(Query().config_id == config_id)
-            return _copy(doc) if doc else None
+            key = self._config_key("config_id", config_id)
+            return _copy(self._raw("configs")[key]) if key is not None else None
 
     def delete_config(self, config_id: str) -> bool:
         with self._lock:
-            return bool(self._configs.remove(Query().config_id == config_id))
+            key = self._config_key("config_id", config_id)
+            if key is None:
+                return False
+            self._configs.remove(doc_ids=[int(key)])
+            return True
 
     def close(self) -> None:
         with self._lock:
             self._db.close()
 
 
-def _copy(value: Any) -> Any:
-    """A deep copy of JSON data (dicts, lists, scalars) as plain dicts and lists: 3-4 times faster than deepcopy."""
-    if isinstance(value, dict):
-        return {key: _copy(item) for key, item in value.items()}
-    if isinstance(value, list):
-        return [_copy(item) for item in value]
-    return value
+def _open(path: Path) -> dict[str, Any] | None:
+    """None when the database at `path` reads whole; else what can be saved of it, after moving the damage aside.
+
+    What is saved: the last good snapshot (the backup), with the journal's readable lines replayed on top.
+    The manager then rebuilds the job records from the job folders.
+    """
+    storage = JournalStorage(path)
+    try:
+        storage.read()
+        return None
+    except CorruptDatabase as exc:
+        reason = str(exc)
+    data: dict[str, Any] = {}
+    source = None
+    for candidate in (path, storage.backup):  # the newest snapshot that reads whole
+        if candidate.exists():
+            try:
+                data, source = read_snapshot(candidate), candidate.name
+                break
+            except CorruptDatabase:
+                log.error("database: %s is unreadable", candidate)
+    journal_copy = None
+    if storage.journal.exists():
+        journal_copy = storage.journal.read_bytes()
+    moved = quarantine(path, storage.journal)
+    if journal_copy is not None:
+        good = journal_copy[: _readable_prefix(journal_copy)]
+        storage.journal.write_bytes(good)
+        replay(storage.journal, data)
+        storage.journal.unlink()
+    restored = {"at": time.strftime("%Y-%m-%dT%H:%M:%SZ", time.gmtime()), "reason": reason,
+                "moved_aside": [p.name for p in moved], "configs_from": source,
+                "configs": len(data.get("configs", {}))}
+    log.error("database %s is damaged (%s); moved aside to %s; configs restored from %s", path, reason,
+              ", ".join(restored["moved_aside"]), source or "nothing")
+    return {"data": data, "restored": restored}
+
+
+def _readable_prefix(raw: bytes) -> int:
+    """The length of the journal's leading lines that parse as changes."""
+    import json
+
+    end = 0
+    for line in raw.splitlines(keepends=True):
+        if not line.endswith(b"\n"):
+            break
+        try:
+            change = json.loads(line)
+            if not isinstance(change, dict) or not {"t", "id", "doc"} <= change.keys():
+                break
+        except ValueError:
+            break
+        end += len(line)
+    return end

@@ -158,7 +158,7 @@ def test_rest_fuzz_never_answers_5xx(served: tuple[str, JobManager, list[str], l
 
     one_request()
     assert http.get("/api/sft/health").status_code == 200
-    reopened = Store(manager.store_root() / "sft_ui.json")  # what the fuzz wrote reloads whole
+    reopened = Store(manager.database_path)  # what the fuzz wrote reloads whole
     assert reopened.list_jobs() == manager.store.list_jobs() and reopened.list_configs() == manager.list_configs()
     for config in reopened.list_configs():
         SFTConfig(**config["config"])  # every saved config is still a valid config

@@ -281,6 +281,6 @@ def test_concurrent_calls_from_threads_keep_the_database_whole(manager: JobManag
     for t in threads:
         t.join()
     assert not errors
-    reopened = Store(manager.store_root() / "sft_ui.json")
+    reopened = Store(manager.database_path)
     assert len(reopened.list_jobs()) == 80 and {j["status"] for j in reopened.list_jobs()} == {"stopped"}
     assert {c["name"]: c["config"]["max_steps"] for c in reopened.list_configs()} == {f"c{n}": 10 for n in range(8)}

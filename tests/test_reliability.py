@@ -181,7 +181,7 @@ def test_server_sigkilled_while_training_and_writing_loses_nothing(tmp_path: Pat
             assert value <= saved[name]["config"]["max_steps"] <= max(tried[name]), (name, value, saved[name])
         for config in saved.values():
             SFTConfig(**config["config"])  # nothing half-written
-        assert not list(data.glob("sft_ui.json.corrupt-*"))
+        assert not list(data.rglob("*.corrupt-*"))
         assert files_containing(data, SECRET) == [], "the HF token leaked into the data dir"
     finally:
         again.stop()
@@ -211,7 +211,7 @@ def test_database_writer_killed_mid_write_never_leaves_half_a_file(tmp_path: Pat
         names = {c["name"] for c in store.list_configs()}
         assert acked <= names, sorted(acked - names)[:5]
         store.close()
-    assert not list(tmp_path.glob("sft_ui.json.corrupt-*"))
+    assert not list(tmp_path.glob("*.corrupt-*"))
     assert len(acked) > 6
 
 

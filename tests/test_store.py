@@ -1,4 +1,4 @@
-"""TinyDB store: atomic file, configs replace by name, concurrent writers, corrupt files set aside."""
+"""The TinyDB store: writes reach the disk or change nothing; crashes and damage lose no acknowledged write."""
 
 from __future__ import annotations
 
@@ -6,7 +6,10 @@ import json
 import threading
 from pathlib import Path
 
-from sft_ui.store import Store
+import pytest
+
+from sft_ui import storage
+from sft_ui.store import Store, StoreWriteError
 
 
 def test_configs_replace_by_name_and_survive_reopen(tmp_path: Path) -> None:
@@ -18,7 +21,8 @@ def test_configs_replace_by_name_and_survive_reopen(tmp_path: Path) -> None:
     assert other != first
     reopened = Store(path)
     assert {c["name"]: c["config"]["max_steps"] for c in reopened.list_configs()} == {"demo": 2, "other": 3}
-    assert reopened.delete_config(first) and reopened.get_config(first) is None
+    assert reopened.delete_config(first)
+    assert reopened.get_config(first) is None
 
 
 def test_concurrent_writers_lose_nothing(tmp_path: Path) -> None:
@@ -36,19 +40,11 @@ def test_concurrent_writers_lose_nothing(tmp_path: Path) -> None:
         t.start()
     for t in threads:
         t.join()
-    data = json.loads(path.read_text())  # the file on disk is whole JSON
-    assert len(data["jobs"]) == 200 and len(data["configs"]) == 200
-    assert {r["status"] for r in Store(path).list_jobs()} == {"completed"}
-
-
-def test_corrupt_file_is_moved_aside_not_fatal(tmp_path: Path) -> None:
-    path = tmp_path / "db.json"
-    path.write_text('{"jobs": {"1": {"job_id": "a"')  # truncated by a crash
-    store = Store(path)
-    assert store.list_jobs() == []
-    assert list(tmp_path.glob("db.json.corrupt-*"))
-    store.insert_job({"job_id": "b", "status": "pending"})
-    assert [r["job_id"] for r in Store(path).list_jobs()] == ["b"]
+    reopened = Store(path)
+    assert reopened.count_jobs() == 200
+    assert len(reopened.list_configs()) == 200
+    assert {r["status"] for r in reopened.list_jobs()} == {"completed"}
+    assert reopened.count_jobs("completed") == 200
 
 
 def test_returned_records_are_copies(tmp_path: Path) -> None:
@@ -68,10 +64,137 @@ def test_job_revisions_follow_writes_and_lookups_by_id_survive_deletes(tmp_path:
     before = {doc["job_id"]: revision for doc, revision in store.scan_jobs()}
     store.update_job("j1", {"status": "completed"})
     after = {doc["job_id"]: revision for doc, revision in store.scan_jobs(newest_first=True)}
-    assert list(after) == ["j2", "j1", "j0"] and after["j1"] > before["j1"] and after["j0"] == before["j0"]
-    assert store.delete_job("j0") and not store.delete_job("j0") and store.get_job("j0") is None
+    assert list(after) == ["j2", "j1", "j0"]
+    assert after["j1"] > before["j1"]
+    assert after["j0"] == before["j0"]
+    assert store.delete_job("j0")
+    assert not store.delete_job("j0")
+    assert store.get_job("j0") is None
     store.update_job("j0", {"status": "failed"})  # an unknown job: nothing happens
     store.insert_job({"job_id": "j3", "status": "pending"})
     reopened = Store(path)
     assert [r["job_id"] for r in reopened.list_jobs()] == ["j1", "j2", "j3"]
-    assert reopened.get_job("j1") == {"job_id": "j1", "status": "completed"} and reopened.count_jobs() == 3
+    assert reopened.get_job("j1") == {"job_id": "j1", "status": "completed"}
+    assert reopened.count_jobs() == 3
+    assert reopened.count_jobs("pending") == 2
+
+
+def test_pages_filter_by_status_newest_first(tmp_path: Path) -> None:
+    store = Store(tmp_path / "db.json")
+    for i in range(10):
+        store.insert_job({"job_id": f"j{i}", "status": "completed" if i % 2 else "failed"})
+    page = store.list_jobs(status="completed", offset=1, limit=2, newest_first=True)
+    assert [r["job_id"] for r in page] == ["j7", "j5"]
+
+
+# --- a write that fails changes nothing ---
+
+def test_an_unstorable_string_is_refused_and_poisons_nothing(tmp_path: Path) -> None:
+    path = tmp_path / "db.json"
+    store = Store(path)
+    store.save_config("good", {"max_steps": 1}, "t0")
+    with pytest.raises(StoreWriteError):
+        store.save_config("\ud800", {}, "t1")
+    assert [c["name"] for c in store.list_configs()] == ["good"]
+    store.save_config("after", {"max_steps": 2}, "t2")  # later writes still work
+    assert [c["name"] for c in Store(path).list_configs()] == ["good", "after"]
+
+
+def test_a_failed_job_update_leaves_the_record_as_it_was(tmp_path: Path) -> None:
+    store = Store(tmp_path / "db.json")
+    store.insert_job({"job_id": "a", "status": "running", "progress": {"step": 3}})
+    with pytest.raises(StoreWriteError):
+        store.update_job("a", {"status": "completed", "name": "\udfff"})
+    assert store.get_job("a") == {"job_id": "a", "status": "running", "progress": {"step": 3}}
+    assert store.count_jobs("running") == 1
+    assert store.count_jobs("completed") == 0
+
+
+def test_a_failed_insert_leaves_no_phantom_record(tmp_path: Path, monkeypatch: pytest.MonkeyPatch) -> None:
+    store = Store(tmp_path / "db.json")
+    store.insert_job({"job_id": "kept", "status": "pending"})
+
+    def full(fd: int) -> None:
+        raise OSError(28, "No space left on device")
+
+    monkeypatch.setattr(storage.os, "fsync", full)
+    with pytest.raises(StoreWriteError) as caught:
+        store.insert_job({"job_id": "phantom", "status": "pending"})
+    monkeypatch.undo()
+    assert caught.value.disk_full
+    assert store.get_job("phantom") is None
+    assert [r["job_id"] for r in store.list_jobs()] == ["kept"]
+    assert store.count_jobs() == 1
+    store.insert_job({"job_id": "next", "status": "pending"})
+    assert [r["job_id"] for r in Store(tmp_path / "db.json").list_jobs()] == ["kept", "next"]
+
+
+# --- crashes, damage and the old layout ---
+
+def test_a_cut_short_last_journal_line_is_dropped(tmp_path: Path) -> None:
+    path = tmp_path / "db.json"
+    store = Store(path)
+    store.save_config("whole", {"max_steps": 1}, "t0")
+    with open(tmp_path / "db.journal", "ab") as fh:
+        fh.write(b'{"t":"configs","id":"9","doc":{"name":"ha')  # a kill in the middle of a write
+    reopened = Store(path)
+    assert [c["name"] for c in reopened.list_configs()] == ["whole"]
+    assert reopened.restored is None
+    reopened.save_config("later", {}, "t1")
+    assert [c["name"] for c in Store(path).list_configs()] == ["whole", "later"]
+
+
+def test_the_journal_is_folded_into_the_snapshot_when_it_grows(tmp_path: Path,
+                                                               monkeypatch: pytest.MonkeyPatch) -> None:
+    monkeypatch.setattr(storage, "COMPACT_MIN_BYTES", 2000)
+    path = tmp_path / "db.json"
+    store = Store(path)
+    for i in range(60):
+        store.save_config(f"c{i % 7}", {"max_steps": i}, "now")
+    assert (tmp_path / "db.journal").stat().st_size < 4000
+    assert (tmp_path / "db.json.bak").exists()
+    reopened = Store(path)
+    assert {c["name"]: c["config"]["max_steps"] for c in reopened.list_configs()} == {
+        f"c{k}": max(i for i in range(60) if i % 7 == k) for k in range(7)}
+
+
+def test_a_database_in_todays_layout_loads_whole(tmp_path: Path) -> None:
+    path = tmp_path / "sft_ui.json"  # TinyDB's JSONStorage layout, as sft-ui wrote it before the journal
+    path.write_text(json.dumps({"jobs": {"1": {"job_id": "old", "status": "completed"}},
+                                "configs": {"1": {"config_id": "c1", "name": "kept", "config": {}}}}))
+    store = Store(path)
+    assert [r["job_id"] for r in store.list_jobs()] == ["old"]
+    assert [c["name"] for c in store.list_configs()] == ["kept"]
+    store.insert_job({"job_id": "new", "status": "pending"})
+    assert [r["job_id"] for r in Store(path).list_jobs()] == ["old", "new"]
+
+
+def test_a_damaged_snapshot_is_moved_aside_and_restored_from_its_backup(tmp_path: Path,
+                                                                         monkeypatch: pytest.MonkeyPatch) -> None:
+    monkeypatch.setattr(storage, "COMPACT_MIN_BYTES", 300)
+    path = tmp_path / "db.json"
+    store = Store(path)
+    for i in range(8):  # some folded into the snapshot, the last ones only in the journal
+        store.save_config(f"c{i}", {"max_steps": i}, "t0")
+    assert path.exists()
+    assert (tmp_path / "db.journal").stat().st_size > 0
+    path.write_text('{"jobs": {"1": {"job_id": "a"')  # truncated
+    reopened = Store(path)
+    assert [c["name"] for c in reopened.list_configs()] == [f"c{i}" for i in range(8)]
+    assert reopened.restored is not None
+    assert reopened.restored["configs_from"] == "db.json.bak"
+    assert list(tmp_path.glob("db.json.corrupt-*"))
+
+
+def test_a_damaged_journal_keeps_the_lines_before_the_damage(tmp_path: Path) -> None:
+    path = tmp_path / "db.json"
+    store = Store(path)
+    store.save_config("first", {}, "t0")
+    with open(tmp_path / "db.journal", "ab") as fh:
+        fh.write(b"garbage\n")
+    with open(tmp_path / "db.journal", "ab") as fh:
+        fh.write(b'{"t":"configs","id":"7","doc":{"config_id":"x","name":"after-garbage","config":{}}}\n')
+    reopened = Store(path)
+    assert [c["name"] for c in reopened.list_configs()] == ["first"]
+    assert reopened.restored is not None
+    assert "line 2" in reopened.restored["reason"]

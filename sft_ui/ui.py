@@ -9,6 +9,7 @@ from pydantic import ValidationError
 
 from sft_ui import ui_outputs
 from sft_ui import ui_views as views
+from sft_ui.escaping import escape
 from sft_ui.jobs import JobManager, NotFoundError, StateError
 from sft_ui.presets import BUILTIN_PRESETS, preset_config
 from sft_ui.ui_api import add_api, explain
@@ -73,14 +74,16 @@ def build_ui(manager: JobManager) -> gr.Blocks:
                                      label="Jobs (newest first; click a row)", elem_id="jobs-table")
                 with gr.Row(equal_height=False):
                     with gr.Column(scale=3):
-                        summary = gr.Markdown("Select a job to see its progress.", elem_id="job-summary")
+                        # No LaTeX: a "$$" in a job's name or error is text, not a formula.
+                        summary = gr.Markdown("Select a job to see its progress.", latex_delimiters=[],
+                                              elem_id="job-summary")
                         progress = gr.HTML(elem_id="job-progress-box")
                         with gr.Row():
                             stop_btn = gr.Button("Stop", variant="stop", interactive=False, elem_id="stop-btn")
                             reuse_btn = gr.Button("Use as new config", interactive=False, elem_id="reuse-btn")
                         job_msg = gr.HTML(elem_id="job-msg")
                         job_actions = ui_outputs.job_actions()
-                        error_box = gr.Markdown(visible=False, elem_id="job-error")
+                        error_box = gr.Markdown(visible=False, latex_delimiters=[], elem_id="job-error")
                         loss_plot = gr.LinePlot(_empty_loss(), x="step", y="loss", color="series", title="Loss",
                                                 height=280, elem_id="loss-plot")
                         lr_plot = gr.LinePlot(views.plot_frame([], "learning_rate"), x="step",
@@ -222,7 +225,8 @@ def build_ui(manager: JobManager) -> gr.Blocks:
             try:
                 record = manager.get_job_status(job_id)
             except NotFoundError:
-                return [f"Job {job_id} no longer exists.", *([gr.skip()] * (len(outputs) - 1)), views.MetricsBuffer()]
+                gone = f"Job {escape(job_id)} no longer exists."
+                return [gone, *([gr.skip()] * (len(outputs) - 1)), views.MetricsBuffer()]
             fresh = buf.job_id != job_id or not tick
             if fresh:
                 buf = views.MetricsBuffer(job_id)
@@ -238,7 +242,7 @@ def build_ui(manager: JobManager) -> gr.Blocks:
                 views.progress_html(record),
                 gr.Button(interactive=active and not record.get("stop_requested")),
                 gr.Button(interactive=True),
-                gr.Markdown(f"**Error:** {error}" if error else "", visible=bool(error)),
+                gr.Markdown(views.error_markdown(error), visible=bool(error)),
                 gr.JSON(result, visible=bool(result)),
                 manager.get_log(job_id, max_bytes=6000),
                 buf.loss_frame() if new_points or fresh else gr.skip(),

@@ -1,6 +1,5 @@
 """Pure formatting for the UI: form fields from SFTConfig, the jobs table, plots' data, HTML snippets."""
 
-import html
 import math
 import types
 import typing
@@ -13,6 +12,7 @@ from pydantic.fields import FieldInfo
 
 from sft_ui import jobdir
 from sft_ui.config import SFTConfig, field_groups
+from sft_ui.escaping import escape
 
 MAX_PLOT_POINTS = 1000
 TABLE_PAGE = 50  # rows of the jobs table: the newest jobs (older ones are in the job picker)
@@ -233,9 +233,9 @@ def jobs_table(manager: Any, status: str | None, sig: str, page: int = TABLE_PAG
 def summary_markdown(r: dict[str, Any]) -> str:
     """Heading and facts of one job."""
     config = r.get("config") or {}
-    facts = [f"**{r['status']}**" + (f" ({r['phase']})" if r.get("phase") and r["status"] == "running" else ""),
-             f"id `{r['job_id']}`", f"model `{config.get('base_model', '')}`",
-             f"data `{config.get('dataset_name', '')}`",
+    phase = f" ({escape(r['phase'])})" if r.get("phase") and r["status"] == "running" else ""
+    facts = [f"**{escape(r['status'])}**{phase}", f"id {_code(r['job_id'])}",
+             f"model {_code(config.get('base_model', ''))}", f"data {_code(config.get('dataset_name', ''))}",
              f"created {fmt_time(r.get('created_at'))}"]
     if r.get("started_at"):
         facts.append(f"started {fmt_time(r['started_at'])}")
@@ -243,7 +243,17 @@ def summary_markdown(r: dict[str, Any]) -> str:
         facts.append(f"finished {fmt_time(r['finished_at'])}")
     if r.get("stop_requested") and r["status"] == "running":
         facts.append("stopping…")
-    return f"### {html.escape(r.get('name') or r['job_id'])}\n" + " · ".join(facts)
+    return f"### {escape(r.get('name') or r['job_id'])}\n" + " · ".join(facts)
+
+
+def _code(text: Any) -> str:
+    """Inline code in Markdown for any text: a `<code>` element, since a code span shows references as written."""
+    return f"<code>{escape(text)}</code>"
+
+
+def error_markdown(error: str | None) -> str:
+    """The failed job's error for the error box (Markdown)."""
+    return f"**Error:** {escape(error)}" if error else ""
 
 
 def progress_html(r: dict[str, Any]) -> str:
@@ -264,7 +274,7 @@ def progress_html(r: dict[str, Any]) -> str:
     return (f'<div id="job-progress" data-status="{r["status"]}" style="margin:4px 0">'
             f'<div style="background:#e5e7eb;border-radius:6px;height:14px;overflow:hidden">'
             f'<div style="width:{fraction * 100:.1f}%;background:{color};height:100%"></div></div>'
-            f'<div style="font-size:0.9em;margin-top:4px">{html.escape(text)}</div></div>')
+            f'<div style="font-size:0.9em;margin-top:4px">{escape(text)}</div></div>')
 
 
 def decimate(points: list[Any], limit: int = MAX_PLOT_POINTS) -> list[Any]:
@@ -360,15 +370,15 @@ def preview_html(rows: list[dict[str, Any]]) -> str:
         all_tokens = row.get("loss_on") == "all tokens" or not row.get("prompt")
         note = " (truncated to max_seq_length)" if row.get("truncated") else ""
         parts.append(f"<p><b>Row {i}</b> · {row['tokens']} tokens{note} · loss on {row['loss_tokens']} tokens "
-                     f"({html.escape(str(row.get('loss_on', '')))})</p>")
+                     f"({escape(str(row.get('loss_on', '')))})</p>")
         if all_tokens:
             parts.append(f'<div style="{_BOX};background:#dcfce7" title="carries the loss">'
-                         f"{html.escape(row.get('text') or row.get('response', ''))}</div>")
+                         f"{escape(row.get('text') or row.get('response', ''))}</div>")
         else:
             parts.append(f'<div style="{_BOX};background:#f3f4f6;color:#4b5563" title="prompt: no loss">'
-                         f"{html.escape(row['prompt'])}</div>")
+                         f"{escape(row['prompt'])}</div>")
             parts.append(f'<div style="{_BOX};background:#dcfce7" title="response: carries the loss">'
-                         f"{html.escape(row['response'])}</div>")
+                         f"{escape(row['response'])}</div>")
     parts.append('<p style="font-size:0.85em">Grey: prompt, no loss. Green: the tokens the loss is computed on.</p>')
     return "".join(parts) + "</div>"
 
@@ -380,7 +390,7 @@ def message_html(text: str, kind: str = "info") -> str:
     style = {"error": "background:#fee2e2;color:#991b1b;border:1px solid #fca5a5",
              "ok": "background:#dcfce7;color:#166534;border:1px solid #86efac",
              "info": "background:#e0f2fe;color:#075985;border:1px solid #7dd3fc"}[kind]
-    lines = "<br>".join(html.escape(line) for line in text.split("\n"))
+    lines = "<br>".join(escape(line) for line in text.split("\n"))
     return f'<div class="sft-msg sft-msg-{kind}" style="{style};padding:8px 10px;border-radius:6px">{lines}</div>'
 
 

@@ -128,7 +128,10 @@ def test_preview_html_marks_what_carries_the_loss() -> None:
     rows = [{"prompt": "Q: <hi>", "response": "A: yes", "text": "Q: <hi>A: yes", "tokens": 9, "loss_tokens": 3,
              "loss_on": "completion only", "truncated": False}]
     html = views.preview_html(rows)
-    assert "9 tokens" in html and "loss on 3 tokens" in html and "&lt;hi&gt;" in html and "<hi>" not in html
+    assert "9 tokens" in html
+    assert "loss on 3 tokens" in html
+    assert "&#60;hi&#62;" in html
+    assert "<hi>" not in html
     assert 'title="response: carries the loss"' in html
 
 

@@ -1,12 +1,14 @@
-"""API at scale: how fast are the jobs list, one job, a long loss history and the UI's refresh with 1,000 jobs?
+"""API at scale: how fast are writes, the jobs list, one job, a long loss history and the UI's refresh, and how
+do they change from 100 to 10,000 jobs?
 
-    python bench/api_scale.py [--jobs 1000] [--points 2000] [--calls 100] [--write]
+    python bench/api_scale.py [--jobs 100 10000] [--points 2000] [--calls 100] [--write]
 
-Builds a temporary data dir with --jobs ended job records (the shape JobManager.create_job writes, then what a
-finished job adds), each with a metrics.jsonl of --points lines like the worker's, serves `python app.py` on it,
-and times REST calls (p50/p95 over --calls calls after a warm-up). Then builds the Gradio UI in this process over
-the same data dir and times the handlers its gr.Timer runs every tick (jobs table, selected job, Compare tab).
-Prints a markdown section; --write appends it to bench/RESULTS.md.
+For each --jobs size: builds a temporary data dir with that many ended job records (the shape
+JobManager.create_job writes, then what a finished job adds), each with a metrics.jsonl of --points lines like the
+worker's, serves `python app.py` on it, and times writes (a saved config, a pending job's stop, create_job) and
+REST reads (p50/p95 over --calls calls after a warm-up). For the largest size it also builds the Gradio UI in this
+process and times the handlers its gr.Timer runs every tick. Prints a markdown section with the sizes side by
+side; --write appends it to bench/RESULTS.md.
 """
 
 from __future__ import annotations
@@ -27,9 +29,9 @@ from typing import Any
 import httpx
 
 sys.path.insert(0, str(Path(__file__).resolve().parent))
-from common import Server, append_results, load, machine, percentile  # noqa: E402
+from common import Server, append_results, edit_database, load, machine, percentile  # noqa: E402
 
-LIST_GOAL_MS, JOB_GOAL_MS = 50.0, 20.0
+LIST_GOAL_MS, JOB_GOAL_MS, WRITE_GOAL_MS, WRITE_RATIO_GOAL = 50.0, 20.0, 20.0, 1.5
 STATUSES = ("completed", "failed", "stopped")
 
 
@@ -52,8 +54,9 @@ def metrics_lines(points: int) -> str:
     return "".join(lines)
 
 
-def seed(data: Path, jobs: int, points: int) -> list[str]:
-    """`jobs` ended jobs in a fresh data dir, oldest first, each with `points` metric points; their ids."""
+def seed(data: Path, jobs: int, points: int, writes: int) -> tuple[list[str], list[str]]:
+    """`jobs` ended jobs in a fresh data dir, oldest first, each with `points` metric points, and `writes` pending
+    jobs; their ids."""
     from sft_ui.jobs import JobManager
 
     manager = JobManager(data_dir=data, max_concurrent_jobs=1)
@@ -115,12 +118,19 @@ def seed(data: Path, jobs: int, points: int) -> list[str]:
             "error": "CUDA out of memory: lower batch_size or max_seq_length" if status == "failed" else None,
             "result": result,
         }
-    db = data / "sft_ui.json"
-    content = json.loads(db.read_text())
-    content["jobs"] = table
-    db.write_text(json.dumps(content, ensure_ascii=False, separators=(",", ":")))
+    pending = {}
+    for n in range(writes):  # jobs created but not started: each stop over HTTP is one state-change write
+        job_id = f"pend{n:07d}"
+        (template_dir.parent / job_id).mkdir()
+        (template_dir.parent / job_id / "config.json").write_text(config_text)
+        pending[str(jobs + n + 1)] = {**template, "job_id": job_id, "job_dir": str(template_dir.parent / job_id)}
+
+    def put(content: dict[str, Any]) -> None:
+        content["jobs"] = {**pending, **table}  # oldest first: the newest job stays an ended one
+
+    edit_database(data, put)
     metrics.unlink()
-    return [record["job_id"] for record in table.values()]
+    return [record["job_id"] for record in table.values()], [record["job_id"] for record in pending.values()]
 
 
 def timed(fn: Callable[[], Any], calls: int, warmup: int = 3) -> dict[str, float]:
@@ -150,7 +160,7 @@ def time_rest(base: str, ids: list[str], calls: int, points: int) -> dict[str, d
 
             return call
 
-        assert len(http.get("/jobs").json()["jobs"]) == len(ids)
+        assert len(http.get("/jobs").json()["jobs"]) >= len(ids)  # and the stopped pending ones
         out[f"GET /jobs (all {len(ids)})"] = timed(get("/jobs"), calls)
         out["GET /jobs?limit=50"] = timed(get("/jobs", limit=50), calls)
         out["GET /jobs?status=failed&limit=50"] = timed(get("/jobs", status="failed", limit=50), calls)
@@ -168,6 +178,36 @@ def time_rest(base: str, ids: list[str], calls: int, points: int) -> dict[str, d
         out["GET /jobs/{id}/metrics, another job each call"] = timed(
             lambda: get(f"/jobs/{next(cold)}/metrics")(), min(calls, len(ids) - 3)
         )
+    return out
+
+
+def time_writes(base: str, pending: list[str], calls: int) -> dict[str, dict[str, float]]:
+    """The writes over HTTP: a saved config (a new name each call) and a pending job's stop (a state change)."""
+    names, stops = iter(range(10**9)), iter(pending)
+    with httpx.Client(base_url=base, timeout=60) as http:
+
+        def post(path: str, body: dict[str, Any] | None = None) -> httpx.Response:
+            response = http.post(path, json=body)
+            assert response.status_code == 200, (path, response.text[:300])
+            return response
+
+        return {
+            "POST /configs (a new config)": timed(
+                lambda: post("/configs", {"name": f"bench-{next(names)}", "config": {"max_steps": 5}}), calls),
+            "POST /jobs/{id}/stop (a pending job ends)": timed(
+                lambda: post(f"/jobs/{next(stops)}/stop"), min(calls, len(pending) - 3)),
+        }
+
+
+def time_create(data: Path, calls: int) -> dict[str, dict[str, float]]:
+    """JobManager.create_job in this process (what POST /train does before its worker starts): folder + record."""
+    from sft_ui.jobs import JobManager
+
+    manager = JobManager(data_dir=data)
+    manager._schedule = lambda: None  # type: ignore[method-assign]  # no worker: the write alone
+    os.environ["SFT_UI_MAX_QUEUED_JOBS"] = str(10**6)
+    out = {"create_job (a new pending job)": timed(lambda: manager.create_job({"max_steps": 5}), calls)}
+    manager.store.close()
     return out
 
 
@@ -217,42 +257,75 @@ def time_ui(data: Path, ids: list[str], calls: int) -> dict[str, dict[str, float
     return out
 
 
-def report(
-    rest: dict[str, dict[str, float]],
-    ui: dict[str, dict[str, float]],
-    args: argparse.Namespace,
-    before: str,
-    after_load: str,
-) -> str:
-    """The markdown section."""
+def report(runs: dict[int, dict[str, Any]], ui: dict[str, dict[str, float]], args: argparse.Namespace,
+           before: str, after_load: str) -> str:
+    """The markdown section: every size side by side, then the largest size's details and the UI."""
+    sizes = sorted(runs)
+    small, large = sizes[0], sizes[-1]
     lines = [
         f"## API at scale ({time.strftime('%Y-%m-%d %H:%M')})",
         "",
         f"Machine: {before}; after the run: load average {after_load}. Other sessions' processes may share these "
         "cores, so wall-clock timings are noisy.",
         "",
-        f"Command: `python bench/api_scale.py --jobs {args.jobs} --points {args.points} --calls {args.calls}`: "
-        f"{args.jobs} ended jobs, each with {args.points} logged points; REST calls over HTTP to `python app.py` "
-        "(one client, after a warm-up), the UI's timer handlers in the benchmark's process.",
+        f"Command: `python bench/api_scale.py --jobs {' '.join(map(str, sizes))} --points {args.points} "
+        f"--calls {args.calls}`: for each size a fresh data dir of that many ended jobs (each with {args.points} "
+        "logged points), served by `python app.py`; REST calls over HTTP (one client, after a warm-up); "
+        "`create_job` in the benchmark's process after the server stopped.",
         "",
-        "| call | n | p50 ms | p95 ms | answer KB | goal p95 |",
-        "|---|---:|---:|---:|---:|---|",
+        "| p95 ms | " + " | ".join(f"{n:,} jobs" for n in sizes) + f" | ratio {large:,}/{small:,} | goal |",
+        "|---|" + "---:|" * (len(sizes) + 1) + "---|",
+        "| server start to first answer (s) | " + " | ".join(f"{runs[n]['ready']:.2f}" for n in sizes) +
+        " | | <= 5 s " + ("ok" if runs[large]["ready"] <= 5 else "**missed**") + " |",
     ]
-    for label, v in {**rest, **ui}.items():
+    for label in [*runs[large]["writes"], *runs[large]["rest"]]:
+        values = [runs[n]["writes"].get(label) or runs[n]["rest"].get(label) for n in sizes]
+        if any(v is None for v in values):
+            continue
+        p95 = [v["p95"] for v in values]
+        ratio = p95[-1] / p95[0] if p95[0] else float("nan")
         goal = ""
-        if label.startswith("GET /jobs") and "/{id}" not in label:
-            goal = f"< {LIST_GOAL_MS:g} ms " + ("ok" if v["p95"] < LIST_GOAL_MS else "**missed**")
-        elif label == "GET /jobs/{id}":
-            goal = f"< {JOB_GOAL_MS:g} ms " + ("ok" if v["p95"] < JOB_GOAL_MS else "**missed**")
+        if label in runs[large]["writes"]:
+            met = p95[-1] < WRITE_GOAL_MS and ratio <= WRITE_RATIO_GOAL
+            goal = f"< {WRITE_GOAL_MS:g} ms, ratio <= {WRITE_RATIO_GOAL:g}: " + ("ok" if met else "**missed**")
+        elif label in ("GET /jobs?limit=50", "GET /jobs?status=failed&limit=50", "GET /jobs/{id}"):
+            goal = f"< {JOB_GOAL_MS:g} ms " + ("ok" if p95[-1] < JOB_GOAL_MS else "**missed**")
+        lines.append(f"| {label} | " + " | ".join(f"{x:.1f}" for x in p95) + f" | {ratio:.2f} | {goal} |")
+    lines += ["", f"Details at {large:,} jobs (p50, p95, answer size) and the UI's timer handlers:", "",
+              "| call | n | p50 ms | p95 ms | answer KB |", "|---|---:|---:|---:|---:|"]
+    for label, v in {**runs[large]["writes"], **runs[large]["rest"], **ui}.items():
         kb = "" if math.isnan(v["kb"]) else f"{v['kb']:.1f}"
-        lines.append(f"| {label} | {v['n']:.0f} | {v['p50']:.1f} | {v['p95']:.1f} | {kb} | {goal} |")
+        lines.append(f"| {label} | {v['n']:.0f} | {v['p50']:.1f} | {v['p95']:.1f} | {kb} |")
     return "\n".join(lines) + "\n"
 
 
+def run_size(jobs: int, args: argparse.Namespace, ui: bool) -> tuple[dict[str, Any], dict[str, dict[str, float]]]:
+    """Seed `jobs` ended jobs in a fresh data dir, serve it, time reads and writes (and the UI when asked)."""
+    tmp = Path(tempfile.mkdtemp(prefix="sft-scale-"))
+    data = tmp / "data"
+    try:
+        began = time.monotonic()
+        ids, pending = seed(data, jobs, args.points, args.calls + 3)
+        print(f"{jobs} jobs: seeded in {time.monotonic() - began:.1f} s", flush=True)
+        server = Server(data, poll=0.05)
+        try:
+            run = {"ready": server.ready_seconds, "writes": time_writes(server.base, pending, args.calls),
+                   "rest": time_rest(server.base, ids, args.calls, args.points)}
+        finally:
+            server.stop()
+        run["writes"].update(time_create(data, args.calls))
+        print(f"{jobs} jobs: ready in {run['ready']:.2f} s; writes p95 " + ", ".join(
+            f"{label} {v['p95']:.1f} ms" for label, v in run["writes"].items()), flush=True)
+        return run, (time_ui(data, ids, args.calls) if ui else {})
+    finally:
+        shutil.rmtree(tmp, ignore_errors=True)
+
+
 def main() -> None:
-    """Seed, serve, time, report."""
+    """Seed, serve, time, report: each size in turn."""
     parser = argparse.ArgumentParser(description=__doc__.split("\n\n")[0])
-    parser.add_argument("--jobs", type=int, default=1000, help="ended job records (default 1000)")
+    parser.add_argument("--jobs", type=int, nargs="+", default=[100, 1000],
+                        help="ended job records, one run per size (default 100 1000)")
     parser.add_argument("--points", type=int, default=2000, help="metric points per job (default 2000)")
     parser.add_argument("--calls", type=int, default=100, help="timed calls per measurement (default 100)")
     parser.add_argument("--write", action="store_true", help="append the results to bench/RESULTS.md")
@@ -261,21 +334,12 @@ def main() -> None:
 
     before = machine()
     print(f"machine: {before}", flush=True)
-    tmp = Path(tempfile.mkdtemp(prefix="sft-scale-"))
-    data = tmp / "data"
-    try:
-        began = time.monotonic()
-        ids = seed(data, args.jobs, args.points)
-        print(f"seeded {len(ids)} jobs in {time.monotonic() - began:.1f} s", flush=True)
-        server = Server(data)
-        try:
-            rest = time_rest(server.base, ids, args.calls, args.points)
-        finally:
-            server.stop()
-        ui = time_ui(data, ids, args.calls)
-    finally:
-        shutil.rmtree(tmp, ignore_errors=True)
-    text = report(rest, ui, args, before, load())
+    runs: dict[int, dict[str, Any]] = {}
+    ui: dict[str, dict[str, float]] = {}
+    for jobs in sorted(set(args.jobs)):
+        runs[jobs], found = run_size(jobs, args, ui=jobs == max(args.jobs))
+        ui = found or ui
+    text = report(runs, ui, args, before, load())
     print(text)
     if args.write:
         append_results(text)

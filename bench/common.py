@@ -8,7 +8,9 @@ import signal
 import subprocess
 import sys
 import time
+from collections.abc import Callable
 from pathlib import Path
+from typing import Any
 
 import httpx
 
@@ -22,6 +24,23 @@ from sft_ui.processes import worker_env  # noqa: E402
 def training_env() -> dict[str, str]:
     """The environment sft-ui gives its workers, offline: a benchmark's own training runs as a job's would."""
     return {**worker_env(), "HF_HUB_OFFLINE": "1"}
+
+
+def edit_database(data: Path, edit: Callable[[dict[str, Any]], None]) -> None:
+    """Change a stopped server's database in one whole-snapshot write: `edit` gets {table: {doc_id: record}}.
+
+    Seeding thousands of records one acknowledged write at a time would spend minutes in fsync.
+    """
+    from sft_ui.jobs import JobManager
+    from sft_ui.storage import JournalStorage
+
+    manager = JobManager(data_dir=data)
+    path = manager.database_path
+    manager.store.close()
+    storage = JournalStorage(path)
+    content = storage.read() or {}
+    edit(content)
+    storage.write(content)
 
 
 def percentile(values: list[float], q: float) -> float:

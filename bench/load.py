@@ -17,7 +17,6 @@ Prints the numbers and, with --write, appends them to bench/RESULTS.md with a de
 from __future__ import annotations
 
 import argparse
-import json
 import os
 import statistics
 import sys
@@ -30,7 +29,7 @@ from typing import Any
 import httpx
 
 sys.path.insert(0, str(Path(__file__).resolve().parent))
-from common import Server, append_results, machine, percentile  # noqa: E402
+from common import Server, append_results, edit_database, machine, percentile  # noqa: E402
 
 
 def train(base: str, steps: int) -> tuple[str, threading.Event, dict[str, Any]]:
@@ -123,20 +122,24 @@ def idle_cpu(server: Server, seconds: float) -> float:
 
 def fill(data: Path, jobs: int, template: dict[str, Any]) -> int:
     """Add `jobs` ended job records (copies of `template`) to the stopped server's database; the total."""
-    db = data / "sft_ui.json"
-    content = json.loads(db.read_text())
-    table = content.setdefault("jobs", {})
-    next_id = max((int(k) for k in table), default=0) + 1
-    statuses = ("completed", "failed", "stopped")
-    for n in range(jobs):
-        table[str(next_id + n)] = {
-            **template,
-            "job_id": f"bench{n:07d}",
-            "name": f"bench job {n}",
-            "status": statuses[n % 3],
-        }
-    db.write_text(json.dumps(content))
-    return len(table)
+    total = 0
+
+    def add(content: dict[str, Any]) -> None:
+        nonlocal total
+        table = content.setdefault("jobs", {})
+        next_id = max((int(k) for k in table), default=0) + 1
+        statuses = ("completed", "failed", "stopped")
+        for n in range(jobs):
+            table[str(next_id + n)] = {
+                **template,
+                "job_id": f"bench{n:07d}",
+                "name": f"bench job {n}",
+                "status": statuses[n % 3],
+            }
+        total = len(table)
+
+    edit_database(data, add)
+    return total
 
 
 def time_lists(base: str, rounds: int) -> dict[str, dict[str, float]]:

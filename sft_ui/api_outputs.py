@@ -2,14 +2,21 @@
 
 from __future__ import annotations
 
-from fastapi import APIRouter, Depends
+import contextlib
+import logging
+from collections.abc import AsyncIterator
+
+from fastapi import APIRouter, Depends, FastAPI
 from fastapi.responses import FileResponse
 from pydantic import BaseModel, ConfigDict, Field
 
 from sft_ui import export
 from sft_ui.api import ERRORS, PREFIX, Manager, require_api_key
 from sft_ui.config import MultilineText, Text
+from sft_ui.jobs import sft_job_manager
 from sft_ui.playground import MAX_NEW_TOKENS, MAX_PROMPT_CHARS, PLAYGROUND
+
+log = logging.getLogger(__name__)
 
 
 class GenerateRequest(BaseModel):
@@ -61,7 +68,20 @@ class PushResponse(BaseModel):
     private: bool
 
 
-router = APIRouter(prefix=PREFIX, tags=["sft"], dependencies=[Depends(require_api_key)], responses=ERRORS)
+@contextlib.asynccontextmanager
+async def _sweep_exports(app: FastAPI) -> AsyncIterator[None]:
+    """At the server's start, delete download zips older than an hour (each new export does too)."""
+    manager = getattr(app.state, "sft_manager", None) or sft_job_manager
+    try:
+        export.remove_old_exports(manager)
+    except OSError as exc:  # a read-only data dir still serves; exports will say what is wrong
+        log.warning("could not sweep old download zips: %s", exc)
+    yield
+
+
+# The app includes this router, so FastAPI runs its lifespan inside the app's own (after the store is open).
+router = APIRouter(prefix=PREFIX, tags=["sft"], dependencies=[Depends(require_api_key)], responses=ERRORS,
+                   lifespan=_sweep_exports)
 
 
 @router.post("/jobs/{job_id}/generate", response_model=GenerateResponse, summary="Try the tuned model")

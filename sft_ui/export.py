@@ -3,31 +3,49 @@
 from __future__ import annotations
 
 import json
+import logging
 import os
 import shutil
-import tempfile
 import threading
+import time
 import uuid
 import zipfile
 from pathlib import Path
 from typing import Any
 
-from sft_ui import jobdir
+from sft_ui import jobdir, settings
 from sft_ui.builtin import is_builtin
 from sft_ui.config import check_text
 from sft_ui.jobs import ACTIVE, JobManager, StateError
 
+log = logging.getLogger(__name__)
+
 MERGED = "merged"  # the job dir's folder for the merged model
+MAX_EXPORT_AGE = 3600.0  # seconds a download zip is kept: a new export and the server's start remove older ones
 ADAPTER_CONFIG = "adapter_config.json"
 _STORED = (".safetensors", ".bin", ".pt", ".pth", ".gguf")  # weights barely compress: store them as they are
 _merge_lock = threading.Lock()  # one merge at a time: each holds a whole model in memory
 
 
-def export_dir() -> Path:
-    """Where download zips are built (the system temp dir, which Gradio may serve files from)."""
-    folder = Path(tempfile.gettempdir()) / "sft-ui-exports"
-    folder.mkdir(parents=True, exist_ok=True)
+def export_dir(manager: JobManager) -> Path:
+    """Where download zips are built: `<data dir>/.sft_ui/exports`, readable by the server's user only."""
+    folder = settings.private_dir(manager.store_root()) / "exports"
+    folder.mkdir(mode=0o700, parents=True, exist_ok=True)
+    folder.chmod(0o700)  # also a folder an older version or another umask made
     return folder
+
+
+def remove_old_exports(manager: JobManager, max_age: float = MAX_EXPORT_AGE) -> int:
+    """Delete download zips (and leftover partial ones) older than `max_age` seconds; how many went."""
+    removed, cutoff = 0, time.time() - max_age
+    for path in export_dir(manager).iterdir():
+        try:
+            if path.is_file() and path.stat().st_mtime < cutoff:
+                path.unlink()
+                removed += 1
+        except OSError as exc:  # gone already, or not ours to delete: the next sweep tries again
+            log.warning("could not remove old export %s: %s", path, exc)
+    return removed
 
 
 def saved_model(manager: JobManager, job_id: str) -> tuple[dict[str, Any], Path]:
@@ -81,11 +99,13 @@ def zip_job(manager: JobManager, job_id: str) -> Path:
     """Build `sft-ui-<job_id>.zip`: model/ (adapter or model, with tokenizer), config.json, metrics.jsonl."""
     record, model_dir = saved_model(manager, job_id)
     job_dir = Path(record["job_dir"])
-    dest = export_dir() / f"sft-ui-{job_id}.zip"
+    remove_old_exports(manager)
+    dest = export_dir(manager) / f"sft-ui-{job_id}.zip"
     tmp = dest.with_name(f".{dest.name}.{uuid.uuid4().hex[:8]}.tmp")
     what = "lora_adapter" if is_adapter(model_dir) else "full_model"
     try:
-        with zipfile.ZipFile(tmp, "w", compression=zipfile.ZIP_DEFLATED) as archive:
+        with open(tmp, "xb", opener=_private) as fh, zipfile.ZipFile(fh, "w", compression=zipfile.ZIP_DEFLATED) \
+                as archive:
             for path in sorted(model_dir.rglob("*")):
                 if path.is_file() and not path.is_symlink():
                     stored = path.suffix in _STORED
@@ -99,6 +119,11 @@ def zip_job(manager: JobManager, job_id: str) -> Path:
     finally:
         tmp.unlink(missing_ok=True)
     return dest
+
+
+def _private(path: str, flags: int) -> int:
+    """os.open with mode 0600: the zip is the server user's only from its first byte."""
+    return os.open(path, flags, 0o600)
 
 
 def merge(manager: JobManager, job_id: str) -> dict[str, Any]:

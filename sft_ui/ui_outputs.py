@@ -21,6 +21,7 @@ from sft_ui.playground import MAX_NEW_TOKENS, PLAYGROUND, example
 API_NAMES = ("generate", "resume_job")
 PRIVATE: dict[str, Any] = {"api_visibility": "private"}
 USABLE = ("completed", "stopped", "failed")  # statuses whose saved model (if any) can be tried and kept
+_served: set[Path] = set()  # export folders handed to Gradio as static paths
 
 
 def add_api(manager: JobManager, call: Callable[..., Any]) -> None:
@@ -156,6 +157,11 @@ def wire(manager: JobManager, actions: JobActions, pg: PlaygroundTab, pg_tab: gr
             path = export.zip_job(manager, job_id or "")
         except (LookupError, ValueError) as exc:
             return failed(exc), gr.DownloadButton(visible=False)
+        if path.parent not in _served:
+            # Served where it lies: Gradio would otherwise copy it into its cache in the shared temp dir, and
+            # refuse a data dir outside the working and temp dirs (a Space's /data).
+            gr.set_static_paths([path.parent])
+            _served.add(path.parent)
         size = path.stat().st_size / 1e6
         return (views.message_html(f"{path.name} is ready ({size:.1f} MB).", "ok"),
                 gr.DownloadButton(f"Download {path.name}", value=str(path), visible=True))

@@ -3,12 +3,16 @@
 from __future__ import annotations
 
 import io
+import os
+import stat
+import time
 import zipfile
 from pathlib import Path
 from typing import Any
 
 import pytest
 
+from sft_ui import export
 from sft_ui.builtin import alpaca_prompt, builtin_model_path, builtin_rows
 from sft_ui.jobs import JobManager
 from sft_ui.playground import PLAYGROUND
@@ -145,3 +149,53 @@ def test_push_needs_hf_token_and_uploads_the_model_without_storing_the_token(
     for path in manager.store_root().rglob("*"):
         if path.is_file() and path.stat().st_size < 50_000_000:
             assert TOKEN.encode() not in path.read_bytes(), path
+
+
+# --- where download zips are kept, and for how long ---
+
+
+@pytest.fixture
+def exported(quiet: JobManager, tmp_path: Path) -> Path:
+    """A download zip of a fake completed job (no training)."""
+    (tmp_path / "model").mkdir()
+    (tmp_path / "model" / "config.json").write_text("{}")
+    job_id = fake_trained_job(quiet, {}, tmp_path / "model")
+    return export.zip_job(quiet, job_id)
+
+
+def old_zip(manager: JobManager, age: float) -> Path:
+    """A zip in the exports folder last written `age` seconds ago."""
+    folder = manager.store_root() / ".sft_ui" / "exports"
+    folder.mkdir(parents=True, exist_ok=True)
+    path = folder / f"sft-ui-aged{int(age)}.zip"
+    path.write_bytes(b"PK")
+    os.utime(path, (time.time() - age, time.time() - age))
+    return path
+
+
+def test_a_download_zip_is_built_in_the_data_dirs_private_exports_folder(exported: Path, quiet: JobManager) -> None:
+    assert exported.parent == quiet.store_root() / ".sft_ui" / "exports"
+
+
+def test_the_exports_folder_is_its_owners_only(exported: Path) -> None:
+    assert stat.S_IMODE(exported.parent.stat().st_mode) == 0o700
+
+
+def test_a_download_zip_is_its_owners_only(exported: Path) -> None:
+    assert stat.S_IMODE(exported.stat().st_mode) == 0o600
+
+
+def test_a_new_export_removes_zips_older_than_an_hour(quiet: JobManager, tmp_path: Path) -> None:
+    stale, recent = old_zip(quiet, 2 * 3600), old_zip(quiet, 600)
+    (tmp_path / "model").mkdir()
+    (tmp_path / "model" / "config.json").write_text("{}")
+    export.zip_job(quiet, fake_trained_job(quiet, {}, tmp_path / "model"))
+    assert not stale.exists()
+    assert recent.exists()
+
+
+def test_the_server_removes_zips_older_than_an_hour_at_start(quiet: JobManager) -> None:
+    stale = old_zip(quiet, 2 * 3600)
+    with rest_client(quiet):  # entering runs the app's start-up
+        pass
+    assert not stale.exists()

@@ -198,3 +198,52 @@ def test_a_damaged_journal_keeps_the_lines_before_the_damage(tmp_path: Path) -> 
     assert [c["name"] for c in reopened.list_configs()] == ["first"]
     assert reopened.restored is not None
     assert "line 2" in reopened.restored["reason"]
+
+
+BURST = """
+import sys
+from pathlib import Path
+from sft_ui import storage
+from sft_ui.store import Store
+storage.COMPACT_MIN_BYTES = 8192  # fold every few dozen writes, so kills land in folds too
+store, tag = Store(Path(sys.argv[1])), sys.argv[2]
+for i in range(100000):
+    store.save_config(f"{tag}-{i % 40}", {"max_steps": i, "job_name": "y" * (i % 300)}, "now")
+    print(f"config {tag}-{i % 40} {i}", flush=True)
+    store.insert_job({"job_id": f"{tag}-{i}", "status": "pending"})
+    store.update_job(f"{tag}-{i}", {"status": "completed", "progress": {"step": i}})
+    print(f"job {tag}-{i}", flush=True)
+"""
+
+
+def test_a_kill_in_a_burst_of_writes_keeps_every_acknowledged_write(tmp_path: Path) -> None:
+    import random
+    import subprocess
+    import sys
+    import time
+
+    db = tmp_path / "sft_ui.json"
+    configs: dict[str, int] = {}
+    jobs: set[str] = set()
+    root = Path(__file__).resolve().parents[1]
+    for round_ in range(6):
+        proc = subprocess.Popen([sys.executable, "-c", BURST, str(db), f"k{round_}"], cwd=root,
+                                stdout=subprocess.PIPE, text=True)
+        assert proc.stdout is not None
+        first = proc.stdout.readline()  # it has started writing
+        time.sleep(random.uniform(0.1, 0.6))
+        proc.kill()
+        out, _ = proc.communicate()
+        for line in (first + out).splitlines():
+            kind, name, *value = line.split()
+            if kind == "config":
+                configs[name] = int(value[0])
+            else:
+                jobs.add(name)
+        store = Store(db)  # loads after every kill, with every acknowledged write
+        saved = {c["name"]: c["config"]["max_steps"] for c in store.list_configs()}
+        assert all(saved.get(name, -1) >= value for name, value in configs.items())
+        assert all(store.get_job(job)["status"] == "completed" for job in jobs)
+        assert store.restored is None
+        store.close()
+    assert len(jobs) > 20

@@ -216,3 +216,26 @@ def test_an_interrupted_job_keeps_its_last_step_and_metrics(tmp_path: Path) -> N
     assert record["error"] == INTERRUPTED
     assert record["progress"]["step"] == 7
     assert record["metrics"]["loss"] == 1.25
+
+
+def test_a_failed_final_write_frees_the_slot_and_is_written_later(manager: JobManager) -> None:
+    from sft_ui.store import StoreWriteError
+    from tests.helpers import wait_for
+
+    store = manager.store
+    real, failures = store.update_job, []
+
+    def full_once(job_id: str, fields: dict) -> None:
+        if "finished_at" in fields and not failures:  # the first job's end meets a full disk
+            failures.append(job_id)
+            raise StoreWriteError(28, "No space left on device")
+        real(job_id, fields)
+
+    store.update_job = full_once  # type: ignore[method-assign]
+    first = manager.create_job({"max_steps": 2})
+    second = manager.create_job({"max_steps": 2})
+    manager.start_job(first)
+    manager.start_job(second)
+    assert wait_for(manager, second, ("completed", "failed"), timeout=300)["status"] == "completed"
+    assert failures == [first]
+    assert wait_for(manager, first, ("completed", "failed"), timeout=30)["status"] == "completed"

@@ -83,7 +83,7 @@ def start_worker(job_dir: Path, data_dir: Path, cache_dir: Path) -> subprocess.P
     with open(job_dir / jobdir.LOG, "ab") as log_file:
         return subprocess.Popen(
             [sys.executable, "-m", "sft_ui.worker", str(job_dir), "--data-root", str(data_dir),
-             "--cache-dir", str(cache_dir)],
+             "--cache-dir", str(cache_dir), "--server-pid", str(os.getpid())],
             stdout=log_file, stderr=subprocess.STDOUT, stdin=subprocess.DEVNULL,
             start_new_session=True, env=worker_env(), cwd=str(job_dir),
         )
@@ -114,12 +114,13 @@ def killpg(pid: int, sig: int) -> None:
         pass
 
 
-def kill_all(pid: int | None, job_dir: Path) -> None:
-    """SIGKILL the worker's process group and every process of the job that recorded its pid (launch.py)."""
+def kill_all(pid: int | None, job_dir: Path, skip: int | None = None) -> None:
+    """SIGKILL the worker's process group and every process of the job that recorded its pid (launch.py),
+    but for `skip`."""
     if pid:
         killpg(pid, signal.SIGKILL)
     for path in (job_dir / jobdir.PIDS).glob("*") if (job_dir / jobdir.PIDS).is_dir() else ():
-        if path.name.isdigit() and is_worker(int(path.name), job_dir):
+        if path.name.isdigit() and int(path.name) != skip and is_worker(int(path.name), job_dir):
             killpg(int(path.name), signal.SIGKILL)  # torch's launcher gives each process its own group
 
 

@@ -7,6 +7,7 @@ of one idle Python process with those libraries loaded (see README, SFT_UI_SPARE
 
 from __future__ import annotations
 
+import os
 import select
 import subprocess
 import sys
@@ -33,7 +34,7 @@ class Spare:
                 return
             self._ready = False
             self._process = subprocess.Popen(
-                [sys.executable, "-m", "sft_ui.worker", "--spare", *self._args],
+                [sys.executable, "-m", "sft_ui.worker", "--spare", *self._args, "--server-pid", str(os.getpid())],
                 stdin=subprocess.PIPE, stdout=subprocess.PIPE, stderr=subprocess.DEVNULL,
                 start_new_session=True, env=self._env, cwd=self._cwd,
             )

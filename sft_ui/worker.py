@@ -20,6 +20,13 @@ from typing import Any
 from sft_ui import jobdir
 
 _stop = threading.Event()
+_server: int | None = None  # the pid of the process whose end ends us: the server, or a rank's launcher
+_launched: Path | None = None  # the job dir whose processes this worker launched (launch.py), if any
+
+
+def _server_gone() -> bool:
+    """True once the server is gone: we were handed to another parent (pid 1 or a subreaper)."""
+    return _server is not None and os.getppid() != _server
 
 
 def _on_signal(signum: int, frame: Any) -> None:
@@ -27,8 +34,9 @@ def _on_signal(signum: int, frame: Any) -> None:
 
 
 def _stop_asked(job_dir: Path) -> bool:
-    """True once a stop was asked for, by signal or by the job dir's stop file."""
-    if not _stop.is_set() and (job_dir / jobdir.STOP).exists():
+    """True once a stop was asked for, by signal or by the job dir's stop file, or the server is gone."""
+    # The server check here too, between steps, so that training stops even if the watcher thread could not.
+    if not _stop.is_set() and ((job_dir / jobdir.STOP).exists() or _server_gone()):
         _stop.set()
     return _stop.is_set()
 
@@ -105,13 +113,22 @@ class SilentReporter:
         """Nothing to close."""
 
 
-def _watch_parent(parent: int, grace: float = 20.0) -> None:
+def _watch_server(grace: float = 20.0) -> None:
     """Stop when the server that started us is gone, and leave for good soon after."""
-    while os.getppid() == parent:
-        time.sleep(2.0)
-    print("[sft-ui] the server is gone; stopping", flush=True)
+    while not _server_gone():
+        time.sleep(1.0)
     _stop.set()
+    try:
+        print("[sft-ui] the server is gone; stopping", flush=True)
+    except OSError:  # a spare before its hand-over writes to a pipe that died with the server
+        pass
     time.sleep(grace)
+    if _launched is not None:  # the training ranks, each in a session of its own
+        from sft_ui import processes
+
+        processes.kill_all(None, _launched, skip=os.getpid())
+    if os.getpgrp() == os.getpid():  # the group we lead: ourselves and the launcher we started
+        os.killpg(os.getpid(), signal.SIGKILL)
     os._exit(3)
 
 
@@ -157,8 +174,12 @@ def main(argv: list[str] | None = None) -> int:
     parser.add_argument("--data-root", type=Path, required=True)
     parser.add_argument("--cache-dir", type=Path, required=True)
     parser.add_argument("--spare", action="store_true", help="import the libraries, then read JOB_DIR on stdin")
+    parser.add_argument("--server-pid", type=int, help="the server's pid: when it is no longer our parent, stop")
     args = parser.parse_args(argv)
-    threading.Thread(target=_watch_parent, args=(os.getppid(),), daemon=True).start()
+    global _server
+    # Named by the server, not read from getppid() here: a server that died while we started is noticed too.
+    _server = args.server_pid or os.getppid()
+    threading.Thread(target=_watch_server, name="sft-ui-server-watch", daemon=True).start()
     job_dir = wait_for_job(args.cache_dir) if args.spare else args.job_dir
     if job_dir is None:
         return 0 if args.spare else 2
@@ -203,6 +224,8 @@ def run_job(job_dir: Path, data_root: Path, cache_dir: Path) -> int:
     if rank is not None or count > 1:
         launch.record_pid(job_dir)
     if rank is None and count > 1:
+        global _launched
+        _launched = job_dir
         return launch.launch(job_dir, data_root, cache_dir, _stop)
     if rank:  # a data-parallel process other than the first: it trains, the first one reports
         reporter: Any = SilentReporter(job_dir)

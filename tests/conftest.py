@@ -2,7 +2,11 @@
 
 from __future__ import annotations
 
+import inspect
 import os
+import re
+import shutil
+import types
 from collections.abc import Iterator
 from pathlib import Path
 
@@ -77,10 +81,83 @@ def sft_server(tmp_path_factory: pytest.TempPathFactory, builtin_cache: Path) ->
     log.close()
 
 
+def find_chromium() -> str | None:
+    """SFT_UI_CHROMIUM (a path or a command name), else `chromium` on PATH, else /usr/bin/chromium."""
+    wanted = os.environ.get("SFT_UI_CHROMIUM")
+    if wanted:
+        return shutil.which(wanted)
+    return shutil.which("chromium") or shutil.which("/usr/bin/chromium")
+
+
+CHROMIUM = find_chromium()
+NO_CHROMIUM = (f"no Chromium ({os.environ.get('SFT_UI_CHROMIUM') or 'chromium on PATH or /usr/bin/chromium'}): "
+               "run scripts/test as root to apt-get it, or `apt-get install chromium`, or set SFT_UI_CHROMIUM=/path")
+# `slow`: a test that starts a worker process, another process or a server, judged by what its code calls: the
+# test, the fixtures it uses and the helpers they call, where those live in tests/ (trained_job, sft_server, ...).
+STARTS = re.compile(r"\b(start_job|resume_job|wait_for|live_server|Popen)\(|\bsubprocess\.|\bmultiprocessing\b"
+                    r"|SFT_UI_SPARE_WORKER")
+TESTS = Path(__file__).resolve().parent
+
+
+def pytest_report_header() -> str:
+    return f"chromium: {CHROMIUM or 'none, browser tests skip'}"
+
+
+def names(code: types.CodeType) -> set[str]:
+    """The global names a function's code (and the comprehensions and lambdas in it) refers to."""
+    return set(code.co_names).union(*(names(c) for c in code.co_consts if isinstance(c, types.CodeType)))
+
+
+def in_tests(obj: object) -> bool:
+    return (inspect.isfunction(obj) or inspect.isclass(obj)) and Path(inspect.getfile(obj)).is_relative_to(TESTS)
+
+
+def starts_processes(objs: list[object], seen: set[object]) -> bool:
+    """Whether one of these functions or classes (or one in tests/ that they name) matches STARTS."""
+    for obj in objs:
+        if not in_tests(obj) or obj in seen:
+            continue
+        seen.add(obj)
+        if inspect.isclass(obj):
+            inner = list(vars(obj).values())
+        else:
+            inner = [obj.__globals__.get(name) for name in names(obj.__code__)]
+        try:
+            source = inspect.getsource(obj)
+        except (OSError, TypeError):  # made at run time: judged by what it names
+            source = ""
+        if STARTS.search(source) or starts_processes(inner, seen):
+            return True
+    return False
+
+
+def is_slow(item: pytest.Item) -> bool:
+    info = getattr(item, "_fixtureinfo", None)
+    fixtures = [d.func for defs in (info.name2fixturedefs.values() if info else ()) for d in defs]
+    return starts_processes([getattr(item, "function", None), *fixtures], set())
+
+
+def pytest_collection_modifyitems(items: list[pytest.Item]) -> None:
+    """Mark `browser` the tests that drive Chromium and `slow` those that start workers or servers."""
+    for item in items:
+        browser = "page" in getattr(item, "fixturenames", ()) or item.path.name.endswith("_browser.py")
+        if browser:
+            item.add_marker(pytest.mark.browser)
+        if browser or is_slow(item):
+            item.add_marker(pytest.mark.slow)
+
+
+@pytest.hookimpl(tryfirst=True)
+def pytest_runtest_setup(item: pytest.Item) -> None:
+    """Without Chromium the browser tests skip (one summary line), before their servers start."""
+    if CHROMIUM is None and item.get_closest_marker("browser"):
+        pytest.skip(NO_CHROMIUM)
+
+
 @pytest.fixture(scope="session")
 def browser_type_launch_args(browser_type_launch_args: dict) -> dict:
     """pytest-playwright launches Debian's Chromium (playwright cannot download browsers here)."""
-    return {**browser_type_launch_args, "executable_path": "/usr/bin/chromium",
+    return {**browser_type_launch_args, "executable_path": CHROMIUM,
             "args": ["--no-sandbox", "--disable-gpu", "--disable-background-networking", "--disable-component-update",
                      "--disable-sync", "--no-first-run"]}
 

@@ -170,7 +170,9 @@ def test_server_sigkilled_while_training_and_writing_loses_nothing(tmp_path: Pat
         finished = job(again.http, done_id)
         assert finished["status"] == "completed" and finished["result"]["steps"] == 3
         broken = job(again.http, long_id)
-        assert broken["status"] == "failed" and broken["error"].startswith("interrupted"), broken
+        # Its worker stopped and saved when the server died; the restart keeps what the worker wrote.
+        assert broken["status"] == "stopped" and broken["error"] is None, broken
+        assert broken["result"]["stopped_early"] and broken["result"]["steps"] >= 3, broken
         points = again.http.get(f"/jobs/{long_id}/metrics").json()["points"]
         assert [p["step"] for p in points if "loss" in p][:3] == [1, 2, 3]  # the partial history is kept
         assert "[sft-ui] training" in again.http.get(f"/jobs/{long_id}/log").json()["log"]

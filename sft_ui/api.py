@@ -14,6 +14,7 @@ from pydantic import BaseModel, ConfigDict, Field, ValidationError
 from sft_ui import settings
 from sft_ui.config import SFTConfig, Text, describe_errors
 from sft_ui.jobs import STATUSES, JobManager, NotFoundError, sft_job_manager
+from sft_ui.store import StoreWriteError
 
 PREFIX = "/api/sft"
 JobStatus = Literal["pending", "running", "completed", "failed", "stopped"]  # the contract's, = jobs.STATUSES
@@ -138,6 +139,10 @@ class Health(BaseModel):
     jobs: dict[str, int]
     configs: int
     max_concurrent_jobs: int
+    database: dict[str, Any] = Field(
+        default_factory=dict,
+        description="`restored` is null, or what a restore did when the database was found damaged at start: "
+                    "`at`, `reason`, `moved_aside`, `configs_from`, `configs`, `jobs_rebuilt`")
 
 
 class ErrorResponse(BaseModel):
@@ -289,8 +294,8 @@ def delete_config(config_id: str, manager: Manager) -> MessageResponse:
 @router.get("/health", response_model=Health, summary="Health check")
 def health(manager: Manager) -> Health:
     """Up or not; job counts by status. Needs no API key."""
-    return Health(status="ok", jobs={s: manager.count_jobs(s) for s in STATUSES}, configs=len(manager.list_configs()),
-                  max_concurrent_jobs=manager.max_concurrent_jobs)
+    return Health(status="ok", jobs={s: manager.count_jobs(s) for s in STATUSES}, configs=manager.count_configs(),
+                  max_concurrent_jobs=manager.max_concurrent_jobs, database=manager.database_status())
 
 
 router.include_router(_guarded)
@@ -353,9 +358,17 @@ async def _fault(request: Request, exc: Exception) -> JSONResponse:
     return _error(500, f"internal server error: {type(exc).__name__}: {exc}"[:500])
 
 
+async def _not_written(request: Request, exc: Exception) -> JSONResponse:
+    # Nothing the request would have changed is visible: say so, and whether the disk is full.
+    assert isinstance(exc, StoreWriteError)
+    status = 507 if exc.disk_full else 503
+    return _error(status, f"not saved, nothing changed: the server could not write its data ({exc.strerror})")
+
+
 def install_error_handlers(app: FastAPI) -> None:
     """Map validation errors to 400 (not 422), NotFoundError to 404, ValueError to 400, faults to JSON 500."""
     app.add_exception_handler(RequestValidationError, _invalid_request)
     app.add_exception_handler(ValueError, _invalid_value)  # StateError, ValidationError, bad paths
     app.add_exception_handler(NotFoundError, _not_found)
+    app.add_exception_handler(StoreWriteError, _not_written)  # 507 disk full, 503 another write failure
     app.add_exception_handler(Exception, _fault)

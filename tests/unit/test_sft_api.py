@@ -280,7 +280,8 @@ def test_health_counts_jobs_by_status(client: TestClient, manager: JobManager) -
     manager.save_config("c", {})
     health = client.get("/api/sft/health").json()
     assert health == {"status": "ok", "jobs": {s: int(s in ("failed", "pending")) for s in STATUSES},
-                      "configs": 1, "max_concurrent_jobs": manager.max_concurrent_jobs}
+                      "configs": 1, "max_concurrent_jobs": manager.max_concurrent_jobs,
+                      "database": {"restored": None}}
 
 
 def test_a_fault_is_500_json_without_a_traceback(manager: JobManager, monkeypatch: pytest.MonkeyPatch) -> None:

@@ -31,6 +31,7 @@ def build_ui(manager: JobManager) -> gr.Blocks:
     with gr.Blocks(title="SFT UI") as demo:
         gr.Markdown("# SFT UI\nFine-tune a causal language model with TRL. Pick a preset or fill the form, "
                     "click **Start training**, and watch the loss in **Jobs**.")
+        restore_banner = gr.HTML(elem_id="restore-banner")
         timer = gr.Timer(REFRESH_SECONDS)
         metrics_buf = gr.State(views.MetricsBuffer())
         table_sig = gr.State("")
@@ -324,6 +325,8 @@ def build_ui(manager: JobManager) -> gr.Blocks:
                    [compare_plot, compare_state], **QUIET)
         demo.load(lambda s: refresh_table(s, "", True), status_filter, table_outputs, **QUIET)
         demo.load(refresh_presets, preset, preset, **QUIET)
+        demo.load(lambda: views.restore_banner(manager.database_status()["restored"]), None, restore_banner,
+                  **QUIET)
     return demo
 
 

@@ -397,3 +397,16 @@ def message_html(text: str, kind: str = "info") -> str:
 def error_lines(message: str) -> str:
     """describe_errors' '; '-joined message as one line per field."""
     return message.replace("; ", "\n")
+
+
+def restore_banner(restored: dict[str, Any] | None) -> str:
+    """What a restore of a damaged database did, for the top of the page; '' when none happened."""
+    if not restored:
+        return ""
+    kept = ", ".join(restored.get("moved_aside") or []) or "nothing"
+    text = (f"The job database could not be read at start ({restored.get('reason')}) and was restored at "
+            f"{restored.get('at')}: {restored.get('jobs_rebuilt', 0)} job records were rebuilt from the job "
+            f"folders and {restored.get('configs', 0)} saved configs came from "
+            f"{restored.get('configs_from') or 'nowhere (no readable copy)'}.\nThe damaged files were kept in "
+            f"the data dir's .sft_ui folder: {kept}.")
+    return message_html(text, "error")

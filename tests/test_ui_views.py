@@ -142,3 +142,16 @@ def test_build_ui_touches_no_data_and_exposes_exactly_the_named_endpoints(tmp_pa
     assert not (tmp_path / "data").exists()  # building the page opens nothing and starts nothing
     public = sorted(fn.api_name for fn in demo.fns.values() if fn.api_visibility == "public")
     assert public == sorted(API_NAMES)
+
+
+def test_the_restore_banner_says_what_happened_and_escapes_the_reason() -> None:
+    banner = views.restore_banner({"at": "2026-12-02T03:00:00Z", "reason": "sft_ui.json: <bad> line",
+                                   "moved_aside": ["sft_ui.json.corrupt-1"], "configs_from": "sft_ui.json.bak",
+                                   "configs": 2, "jobs_rebuilt": 5})
+    assert "5 job records were rebuilt" in banner
+    assert "2 saved configs came from sft&#95;ui&#46;json&#46;bak" in banner
+    assert "<bad>" not in banner
+
+
+def test_no_restore_no_banner() -> None:
+    assert views.restore_banner(None) == ""

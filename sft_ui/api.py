@@ -362,7 +362,7 @@ async def _not_written(request: Request, exc: Exception) -> JSONResponse:
     # Nothing the request would have changed is visible: say so, and whether the disk is full.
     assert isinstance(exc, StoreWriteError)
     status = 507 if exc.disk_full else 503
-    return _error(status, f"not saved, nothing changed: the server could not write its data ({exc.strerror})")
+    return _error(status, exc.explain())
 
 
 def install_error_handlers(app: FastAPI) -> None:

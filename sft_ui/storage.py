@@ -33,6 +33,10 @@ class StoreWriteError(OSError):
         """True when the disk (or the user's quota) is full."""
         return self.errno in (errno.ENOSPC, errno.EDQUOT)
 
+    def explain(self) -> str:
+        """What a person is told: nothing changed, and why."""
+        return f"not saved, nothing changed: the server could not write its data ({self.strerror})"
+
 
 class CorruptDatabase(ValueError):
     """The snapshot or the journal could not be read."""

@@ -12,6 +12,7 @@ from sft_ui import ui_views as views
 from sft_ui.escaping import escape
 from sft_ui.jobs import JobManager, NotFoundError, StateError
 from sft_ui.presets import BUILTIN_PRESETS, preset_config
+from sft_ui.store import StoreWriteError
 from sft_ui.ui_api import add_api, explain
 
 log = logging.getLogger(__name__)
@@ -119,6 +120,8 @@ def build_ui(manager: JobManager) -> gr.Blocks:
             try:
                 job_id = manager.create_job(form_config(values))
                 record = manager.start_job(job_id)
+            except StoreWriteError as exc:
+                return views.message_html(f"Not started: {exc.explain()}", "error"), gr.skip(), gr.skip()
             except (ValidationError, ValueError, TypeError) as exc:
                 text = views.error_lines(explain(exc))
                 return views.message_html(f"Not started. Fix these fields:\n{text}", "error"), gr.skip(), gr.skip()
@@ -150,6 +153,8 @@ def build_ui(manager: JobManager) -> gr.Blocks:
                 return views.message_html(text, "info"), gr.skip(), name
             try:
                 config_id = manager.save_config(name, form_config(values))
+            except StoreWriteError as exc:
+                return views.message_html(exc.explain().capitalize(), "error"), gr.skip(), ""
             except (ValidationError, ValueError, TypeError) as exc:
                 text = views.error_lines(explain(exc))
                 return views.message_html(f"Not saved. Fix these fields:\n{text}", "error"), gr.skip(), ""

@@ -8,6 +8,7 @@ from pydantic import ValidationError
 from sft_ui import ui_outputs
 from sft_ui.config import check_text, describe_errors
 from sft_ui.jobs import JobManager, NotFoundError, StateError
+from sft_ui.store import StoreWriteError
 
 API_NAMES = ("train", "list_jobs", "get_job", "stop_job", "get_metrics", "save_config", "list_configs", "get_config",
              *ui_outputs.API_NAMES)
@@ -17,6 +18,8 @@ def explain(exc: Exception) -> str:
     """A person-readable message for an error the JobManager raised."""
     if isinstance(exc, ValidationError):
         return describe_errors(exc)
+    if isinstance(exc, StoreWriteError):
+        return exc.explain()
     return str(exc)
 
 
@@ -27,7 +30,7 @@ def add_api(manager: JobManager) -> None:
         """Run a JobManager call; its errors reach the client as gr.Error naming what was wrong."""
         try:
             return fn(*args)
-        except (ValidationError, NotFoundError, StateError, ValueError, TypeError) as exc:
+        except (ValidationError, NotFoundError, StateError, ValueError, TypeError, StoreWriteError) as exc:
             raise gr.Error(explain(exc), print_exception=False) from None
 
     def checked(value: Any, field: str) -> Any:

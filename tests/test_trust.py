@@ -239,3 +239,24 @@ def test_a_failed_final_write_frees_the_slot_and_is_written_later(manager: JobMa
     assert wait_for(manager, second, ("completed", "failed"), timeout=300)["status"] == "completed"
     assert failures == [first]
     assert wait_for(manager, first, ("completed", "failed"), timeout=30)["status"] == "completed"
+
+
+def test_a_full_disk_reaches_a_gradio_client_as_nothing_changed(tmp_path: Path) -> None:
+    from gradio_client import Client
+
+    from tests.live_server import live_server
+
+    with tiny_disk(tmp_path, "2m") as disk:
+        manager = _paused(disk / "data")
+        with live_server(manager) as url:
+            client = Client(url, verbose=False)
+            _fill(disk)
+            message = ""
+            for n in range(20):  # the journal's last page may still hold a line or two
+                try:
+                    client.predict(f"c{n}", {"job_name": "p" * 150}, api_name="/save_config")
+                except Exception as exc:  # gradio_client's AppError carries the endpoint's message
+                    message = str(exc)
+                    break
+            assert "nothing changed" in message
+            assert len(manager.list_configs()) == n

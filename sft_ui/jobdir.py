@@ -18,6 +18,7 @@ STOP = "stop"  # created by the server to ask the worker to stop
 MODEL = "model"  # the saved adapter or model, with its tokenizer
 CHECKPOINTS = "checkpoints"
 PIDS = "pids"  # one empty-ish file per process of a multi-process job, named by its pid
+DELETED = "deleted"  # written by the server when the job is deleted from the list: a rebuild leaves it out
 RESUME = "resume.json"  # written by the server to resume from a checkpoint: {"checkpoint": name, "step": N}
 
 

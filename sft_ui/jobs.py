@@ -3,6 +3,7 @@
 from __future__ import annotations
 
 import collections
+import contextlib
 import errno
 import json
 import logging
@@ -126,8 +127,9 @@ class JobManager:
             else:
                 self._store.update_job(folder.name, record)
             rebuilt += 1
-        for job_id, record in known.items():  # in the old copy, but its folder is gone: nothing to show
-            if not Path(record.get("job_dir", "")).is_dir():
+        for job_id, record in known.items():  # in the old copy, but its folder is gone or marked deleted
+            folder = Path(record.get("job_dir", ""))
+            if not folder.is_dir() or recovery.was_deleted(folder):
                 self._store.delete_job(job_id)
         self._store.restored["jobs_rebuilt"] = rebuilt
         log.error("database restored: %d job records rebuilt from job folders, %d saved configs kept",
@@ -296,6 +298,8 @@ class JobManager:
                 raise StateError(f"job {job_id} is {record['status']}; stop it before deleting it")
             self.store.delete_job(job_id)
             self._encoded.pop(job_id, None)
+            with contextlib.suppress(OSError):  # a mark, so that a rebuild of the database leaves it out
+                (Path(record["job_dir"]) / jobdir.DELETED).touch()
 
     def get_metrics(self, job_id: str, since: int | None = None, max_points: int | None = None) -> list[dict[str, Any]]:
         """The job's logged points (loss, learning_rate, ...) with step > since, thinned to max_points (decimate)."""

@@ -25,6 +25,11 @@ def is_job_folder(path: Path) -> bool:
     return bool(_JOB_ID.match(path.name)) and (path / jobdir.CONFIG).is_file()
 
 
+def was_deleted(path: Path) -> bool:
+    """True for the folder of a job that was deleted from the list (its files stay)."""
+    return (path / jobdir.DELETED).exists()
+
+
 def find_job_folders(root: Path, skip: tuple[Path, ...]) -> Iterator[Path]:
     """Every job folder under `root` (not entering `skip` or a job folder), oldest config first."""
     found = []
@@ -32,7 +37,8 @@ def find_job_folders(root: Path, skip: tuple[Path, ...]) -> Iterator[Path]:
         here = Path(folder)
         depth = len(here.relative_to(root).parts)
         if is_job_folder(here):
-            found.append(here)
+            if not was_deleted(here):
+                found.append(here)
             dirs.clear()
             continue
         dirs[:] = [d for d in dirs if depth < _MAX_DEPTH and (here / d) not in skip and not d.startswith(".")]

@@ -260,3 +260,15 @@ def test_a_full_disk_reaches_a_gradio_client_as_nothing_changed(tmp_path: Path) 
                     break
             assert "nothing changed" in message
             assert len(manager.list_configs()) == n
+
+
+def test_a_deleted_job_stays_deleted_after_a_rebuild(tmp_path: Path) -> None:
+    data = tmp_path / "data"
+    first = _paused(data)
+    gone = first.create_job({"job_name": "gone"})
+    first.stop_job(gone)
+    first.delete_job(gone)
+    kept = first.create_job({"job_name": "kept"})
+    first.store.close()
+    first.database_path.write_text("{")
+    assert [r["job_id"] for r in _paused(data).list_jobs()] == [kept]

@@ -1,98 +1,20 @@
-"""sft-ui entry point: the REST API under /api/sft and the Gradio UI at /, served by uvicorn."""
+"""sft-ui entry point (`python app.py`, and a Space's app_file): the app served by uvicorn on 0.0.0.0:$PORT."""
 
 from __future__ import annotations
 
-import contextlib
 import logging
-import os
-import re
-import secrets
-from collections.abc import AsyncIterator
 
-import gradio as gr
-from fastapi import FastAPI
-from fastapi.responses import JSONResponse
-from starlette.types import ASGIApp, Receive, Scope, Send
-
-from sft_ui import api, api_outputs, settings
-from sft_ui.jobs import JobManager, sft_job_manager
-from sft_ui.ui import build_ui
-
-log = logging.getLogger("sft_ui.app")
-
-
-def build_app(manager: JobManager | None = None) -> FastAPI:
-    """The FastAPI app: REST router, JSON error handlers, and the Gradio Blocks mounted at '/'."""
-    manager = manager or sft_job_manager
-
-    @contextlib.asynccontextmanager
-    async def lifespan(app: FastAPI) -> AsyncIterator[None]:
-        log.info("data dir %s", manager.store_root())  # opens the database; recovers and resumes jobs
-        yield
-        manager.shutdown()  # running jobs save what they have and end `stopped`
-
-    app = FastAPI(
-        title="sft-ui",
-        summary="Run, watch and manage supervised fine-tuning jobs",
-        description="REST API under `/api/sft`; the Gradio UI is at `/`. Errors are JSON `{\"detail\": ...}`.",
-        version="0.1.0",
-        lifespan=lifespan,
-        # A trailing slash is a 404 like any unknown path. With redirects on, only paths the Gradio mount
-        # cannot match (a newline in an id) got a 307, so the same request answered two ways.
-        redirect_slashes=False,
-    )
-    app.state.sft_manager = manager
-    api.install_error_handlers(app)
-    app.include_router(api.router)
-    app.include_router(api_outputs.router)  # playground, download, merge, push
-    key = settings.api_key()
-    # With a key, the Gradio UI and its API ask for it too: any user name, the key as password.
-    auth = (lambda _user, password: secrets.compare_digest(str(password).encode(), key.encode())) if key else None
-    blocks = build_ui(manager)
-    app = gr.mount_gradio_app(app, blocks, path="/", auth=auth, ssr_mode=False)
-    _calm_queue(blocks)
-    names = {fn.api_name for fn in blocks.fns.values() if fn.api_name and fn.api_visibility != "private"}
-    app.add_middleware(UnknownGradioEndpoint, names=frozenset(names))
-    return app
-
-
-def _calm_queue(blocks: gr.Blocks) -> None:
-    """Let Gradio's idle event queue look for work every 20 ms instead of every 1 ms.
-
-    Polling every millisecond wakes the server ~1,000 times a second; on a small machine each wake-up
-    preempts a training thread of a CPU job (bench/RESULTS.md, Overhead). UI events wait at most 20 ms more.
-    """
-    queue = getattr(blocks, "_queue", None)
-    if queue is not None and hasattr(queue, "sleep_when_free"):
-        queue.sleep_when_free = max(queue.sleep_when_free, 0.02)
-        queue.progress_update_sleep_when_free = max(getattr(queue, "progress_update_sleep_when_free", 0), 0.05)
-
-
-class UnknownGradioEndpoint:
-    """Answer 404 JSON to a Gradio call naming no public endpoint (Gradio itself fails with a 500)."""
-
-    ROUTE = re.compile(r"^/gradio_api/(?:call/v2|call|run|api)/([^/]+)/?$")
-
-    def __init__(self, app: ASGIApp, names: frozenset[str]) -> None:
-        self.app = app
-        self.names = names
-
-    async def __call__(self, scope: Scope, receive: Receive, send: Send) -> None:
-        match = self.ROUTE.match(scope["path"]) if scope["type"] == "http" and scope["method"] == "POST" else None
-        if match and match.group(1) not in self.names:
-            detail = f"no Gradio endpoint named {match.group(1)[:100]!r}; see /gradio_api/info"
-            await JSONResponse({"detail": detail}, status_code=404)(scope, receive, send)
-            return
-        await self.app(scope, receive, send)
+from sft_ui import settings
+from sft_ui.web.app import build_app
 
 
 def main() -> None:
-    """Serve on 0.0.0.0:$PORT (7860 by default)."""
+    """Serve the REST API and the UI on 0.0.0.0:$PORT (7860 by default)."""
     import uvicorn
 
     logging.basicConfig(level=logging.INFO, format="%(asctime)s %(levelname)s %(name)s: %(message)s")
     # Open browser tabs keep streams open: give them 5 s on Ctrl-C, then stop running jobs and exit.
-    uvicorn.run(build_app(), host="0.0.0.0", port=int(os.environ.get("PORT", "7860")), timeout_graceful_shutdown=5)
+    uvicorn.run(build_app(), host="0.0.0.0", port=settings.port(), timeout_graceful_shutdown=5)
 
 
 if __name__ == "__main__":

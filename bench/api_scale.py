@@ -57,7 +57,7 @@ def metrics_lines(points: int) -> str:
 def seed(data: Path, jobs: int, points: int, writes: int) -> tuple[list[str], list[str]]:
     """`jobs` ended jobs in a fresh data dir, oldest first, each with `points` metric points, and `writes` pending
     jobs; their ids."""
-    from sft_ui.jobs import JobManager
+    from sft_ui.manager import JobManager
 
     manager = JobManager(data_dir=data, max_concurrent_jobs=1)
     template_id = manager.create_job({"job_name": "template", "max_steps": points, "logging_steps": 1})
@@ -201,7 +201,7 @@ def time_writes(base: str, pending: list[str], calls: int) -> dict[str, dict[str
 
 def time_create(data: Path, calls: int) -> dict[str, dict[str, float]]:
     """JobManager.create_job in this process (what POST /train does before its worker starts): folder + record."""
-    from sft_ui.jobs import JobManager
+    from sft_ui.manager import JobManager
 
     manager = JobManager(data_dir=data)
     manager._schedule = lambda: None  # type: ignore[method-assign]  # no worker: the write alone
@@ -215,9 +215,9 @@ def time_ui(data: Path, ids: list[str], calls: int) -> dict[str, dict[str, float
     """The work of one gr.Timer tick of the UI, in this process over the same data dir (each handler alone)."""
     import gradio as gr
 
-    from sft_ui import ui_views
-    from sft_ui.jobs import JobManager
-    from sft_ui.ui import build_ui
+    from sft_ui.manager import JobManager
+    from sft_ui.web.ui import build_ui
+    from sft_ui.web.ui import views as ui_views
 
     manager = JobManager(data_dir=data)
     demo = build_ui(manager)

@@ -17,8 +17,8 @@ import httpx
 ROOT = Path(__file__).resolve().parents[1]
 sys.path.insert(0, str(ROOT))
 
-from sft_ui.launch import free_port  # noqa: E402
-from sft_ui.processes import worker_env  # noqa: E402
+from sft_ui.settings import free_port  # noqa: E402
+from sft_ui.supervisor import worker_env  # noqa: E402
 
 
 def training_env() -> dict[str, str]:
@@ -31,7 +31,7 @@ def edit_database(data: Path, edit: Callable[[dict[str, Any]], None]) -> None:
 
     Seeding thousands of records one acknowledged write at a time would spend minutes in fsync.
     """
-    from sft_ui.jobs import JobManager
+    from sft_ui.manager import JobManager
     from sft_ui.storage import JournalStorage
 
     manager = JobManager(data_dir=data)

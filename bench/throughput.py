@@ -6,8 +6,8 @@
                                [--require-cuda] [--write [FILE]] [--out FILE]
 
 Each variant (sequence length x LoRA/full x mode [x Liger]) trains in a fresh subprocess (bench/throughput_child.py)
-through sft_ui's own path, `sft_ui.training.run(SFTConfig(...), ...)`, with an in-process Reporter that times every
-step. Real tokens per second come from TRL's logged `num_tokens` (pad tokens excluded) between the end of the
+through sft_ui's own path, `sft_ui.worker.training.run(SFTConfig(...), ...)`, with an in-process Reporter that times
+every step. Real tokens per second come from TRL's logged `num_tokens` (pad tokens excluded) between the end of the
 warm-up steps and the last step; positions per second (pad tokens included) and the padding share come from
 counting the collated batches. Peak memory: torch.cuda.max_memory_allocated on a GPU, the process's peak RSS on a
 CPU. The variants of one group (same length, LoRA/full, Liger) run one after another, the mode order rotating each

@@ -1,6 +1,6 @@
 """One variant of bench/throughput.py, in its own process: `python bench/throughput_child.py SPEC_JSON`.
 
-Trains through `sft_ui.training.run` with a Reporter that times every step, and prints one JSON line.
+Trains through `sft_ui.worker.training.run` with a Reporter that times every step, and prints one JSON line.
 """
 
 from __future__ import annotations
@@ -89,8 +89,9 @@ def child(spec: dict[str, Any]) -> int:
     """Train one variant and print its measurements as one JSON line."""
     import torch
 
-    from sft_ui import settings, training
+    from sft_ui import settings
     from sft_ui.config import SFTConfig
+    from sft_ui.worker import training
 
     config = SFTConfig(**spec["config"])
     data_root = Path(spec["data_root"])

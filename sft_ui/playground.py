@@ -17,10 +17,10 @@ from dataclasses import dataclass
 from pathlib import Path
 from typing import Any
 
+from sft_ui.artifacts import is_adapter, saved_model
 from sft_ui.builtin import alpaca_prompt, builtin_rows
 from sft_ui.config import BUILTIN_DATASET, check_text
-from sft_ui.export import is_adapter, saved_model
-from sft_ui.jobs import JobManager, StateError
+from sft_ui.manager import JobManager, StateError
 
 log = logging.getLogger(__name__)
 

@@ -3,7 +3,20 @@
 from __future__ import annotations
 
 import os
+import socket
 from pathlib import Path, PurePosixPath
+
+
+def port() -> int:
+    """The port `python app.py` serves on (`PORT`, default 7860)."""
+    return int(os.environ.get("PORT", "7860"))
+
+
+def free_port() -> int:
+    """A TCP port that is free on this machine now (for a launch's rendezvous, test servers, benchmarks)."""
+    with socket.socket() as sock:
+        sock.bind(("127.0.0.1", 0))
+        return sock.getsockname()[1]
 
 
 def data_dir() -> Path:

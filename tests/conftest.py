@@ -17,7 +17,7 @@ os.environ.setdefault("TOKENIZERS_PARALLELISM", "false")
 # A spare worker costs each manager a few seconds of CPU and ~0.5 GB; only tests/test_spare.py turns it on.
 os.environ.setdefault("SFT_UI_SPARE_WORKER", "0")
 
-from sft_ui.jobs import JobManager  # noqa: E402
+from sft_ui.manager import JobManager  # noqa: E402
 from tests.helpers import wait_until_serving  # noqa: E402
 
 SHARED_DATA = Path(__file__).resolve().parents[2] / "shared" / "data"
@@ -60,7 +60,7 @@ def sft_server(tmp_path_factory: pytest.TempPathFactory, builtin_cache: Path) ->
     import subprocess
     import sys
 
-    from sft_ui.launch import free_port
+    from sft_ui.settings import free_port
 
 
     port = free_port()

@@ -13,7 +13,7 @@ from fastapi import FastAPI
 from fastapi.testclient import TestClient
 
 from sft_ui import jobdir
-from sft_ui.jobs import JobManager
+from sft_ui.manager import JobManager
 
 
 def alive(pid: int) -> bool:
@@ -50,13 +50,13 @@ def fake_trained_job(manager: JobManager, config: dict, model_from: str | Path) 
 
 def api_app(manager: JobManager) -> FastAPI:
     """The REST routers alone (no Gradio) over `manager`, with the app's error handlers."""
-    from sft_ui import api, api_outputs
+    from sft_ui.web import rest, rest_artifacts
 
     app = FastAPI()
     app.state.sft_manager = manager
-    api.install_error_handlers(app)
-    app.include_router(api.router)
-    app.include_router(api_outputs.router)
+    rest.install_error_handlers(app)
+    app.include_router(rest.router)
+    app.include_router(rest_artifacts.router)
     return app
 
 

@@ -9,9 +9,9 @@ from collections.abc import Iterator
 
 import uvicorn
 
-from app import build_app
-from sft_ui.jobs import JobManager
-from sft_ui.launch import free_port
+from sft_ui.manager import JobManager
+from sft_ui.settings import free_port
+from sft_ui.web.app import build_app
 
 
 @contextlib.contextmanager

@@ -9,8 +9,8 @@ from typing import Any
 import pytest
 from markdown_it import MarkdownIt
 
-from sft_ui import ui_views as views
 from sft_ui.escaping import escape
+from sft_ui.web.ui import views
 
 HOSTILE = ["x`<img src=x onerror=alert(1)>`", "**bold**", "[link](javascript:alert(1))", "<b>b</b> $$x$$ ~~s~~"]
 

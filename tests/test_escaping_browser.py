@@ -8,7 +8,7 @@ from pathlib import Path
 import pytest
 from playwright.sync_api import Page, expect
 
-from sft_ui.jobs import JobManager
+from sft_ui.manager import JobManager
 from tests.live_server import live_server
 from tests.test_ui_browser import choose, screenshots_on_failure
 

@@ -12,9 +12,9 @@ from typing import Any
 
 import pytest
 
-from sft_ui import export
+from sft_ui import artifacts
 from sft_ui.builtin import alpaca_prompt, builtin_model_path, builtin_rows
-from sft_ui.jobs import JobManager
+from sft_ui.manager import JobManager
 from sft_ui.playground import PLAYGROUND
 from tests.helpers import fake_trained_job, rest_client
 
@@ -160,7 +160,7 @@ def exported(quiet: JobManager, tmp_path: Path) -> Path:
     (tmp_path / "model").mkdir()
     (tmp_path / "model" / "config.json").write_text("{}")
     job_id = fake_trained_job(quiet, {}, tmp_path / "model")
-    return export.zip_job(quiet, job_id)
+    return artifacts.zip_job(quiet, job_id)
 
 
 def old_zip(manager: JobManager, age: float) -> Path:
@@ -189,7 +189,7 @@ def test_a_new_export_removes_zips_older_than_an_hour(quiet: JobManager, tmp_pat
     stale, recent = old_zip(quiet, 2 * 3600), old_zip(quiet, 600)
     (tmp_path / "model").mkdir()
     (tmp_path / "model" / "config.json").write_text("{}")
-    export.zip_job(quiet, fake_trained_job(quiet, {}, tmp_path / "model"))
+    artifacts.zip_job(quiet, fake_trained_job(quiet, {}, tmp_path / "model"))
     assert not stale.exists()
     assert recent.exists()
 

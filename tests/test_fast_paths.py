@@ -9,7 +9,7 @@ import pytest
 from pydantic import ValidationError
 
 from sft_ui.config import SFTConfig
-from sft_ui.jobs import JobManager
+from sft_ui.manager import JobManager
 from tests.helpers import wait_for
 
 

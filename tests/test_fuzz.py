@@ -16,7 +16,7 @@ from hypothesis import HealthCheck, given, settings
 from hypothesis import strategies as st
 
 from sft_ui.config import SFTConfig
-from sft_ui.jobs import JobManager
+from sft_ui.manager import JobManager
 from sft_ui.store import Store
 from tests.live_server import live_server
 

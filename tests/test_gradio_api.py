@@ -12,8 +12,8 @@ from gradio_client import Client
 from gradio_client.exceptions import AppError
 
 from sft_ui.builtin import builtin_model_path
-from sft_ui.jobs import JobManager
-from sft_ui.ui_api import API_NAMES
+from sft_ui.manager import JobManager
+from sft_ui.web.gradio_api import API_NAMES
 from tests.helpers import fake_trained_job
 from tests.live_server import live_server
 

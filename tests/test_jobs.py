@@ -13,7 +13,7 @@ import pytest
 
 from sft_ui import SFTConfig, jobdir
 from sft_ui.builtin import builtin_rows
-from sft_ui.jobs import INTERRUPTED, JobManager, NotFoundError, StateError
+from sft_ui.manager import INTERRUPTED, JobManager, NotFoundError, StateError
 from sft_ui.store import Store
 from tests.helpers import wait_for
 

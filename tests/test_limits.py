@@ -11,7 +11,7 @@ import pytest
 from fastapi.testclient import TestClient
 
 from sft_ui import config as cfg
-from sft_ui.jobs import JobManager, LimitError
+from sft_ui.manager import JobManager, LimitError
 from tests.helpers import api_app
 from tests.test_security import error
 

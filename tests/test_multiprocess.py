@@ -8,7 +8,7 @@ from pathlib import Path
 import pytest
 
 from sft_ui import jobdir
-from sft_ui.jobs import JobManager
+from sft_ui.manager import JobManager
 from tests.helpers import alive, wait_for
 
 
@@ -71,7 +71,7 @@ def test_more_processes_than_gpus_fails_at_once_naming_num_processes(tmp_path: P
 
     import torch
 
-    from sft_ui import launch
+    from sft_ui.worker import launch
 
     # This machine has no GPU: pretend it has one, as a one-GPU Space would, to reach the check.
     monkeypatch.setattr(torch.cuda, "is_available", lambda: True)

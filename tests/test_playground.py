@@ -8,7 +8,7 @@ from pathlib import Path
 import pytest
 
 from sft_ui.builtin import alpaca_prompt, builtin_model_path, builtin_rows
-from sft_ui.jobs import JobManager, StateError
+from sft_ui.manager import JobManager, StateError
 from sft_ui.playground import PLAYGROUND, Playground
 from tests.helpers import fake_trained_job, rest_client
 

@@ -21,8 +21,8 @@ from hypothesis import given, settings
 from hypothesis import strategies as st
 
 from sft_ui import SFTConfig, jobdir
-from sft_ui.jobs import JobManager
-from sft_ui.launch import free_port
+from sft_ui.manager import JobManager
+from sft_ui.settings import free_port
 from sft_ui.store import Store
 from tests.helpers import alive, wait_until_serving
 

@@ -6,7 +6,7 @@ from pathlib import Path
 
 from playwright.sync_api import Page, expect
 
-from sft_ui.jobs import JobManager
+from sft_ui.manager import JobManager
 from tests.live_server import live_server
 
 

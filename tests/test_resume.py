@@ -10,7 +10,7 @@ from pathlib import Path
 import pytest
 
 from sft_ui import jobdir, resume
-from sft_ui.jobs import JobManager, NotFoundError, StateError
+from sft_ui.manager import JobManager, NotFoundError, StateError
 from tests.helpers import rest_client, wait_for
 
 CHECKPOINTED = {"max_steps": 40, "save_steps": 10, "logging_steps": 1, "batch_size": 8}

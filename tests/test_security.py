@@ -11,8 +11,8 @@ import pytest
 from fastapi import FastAPI
 from fastapi.testclient import TestClient
 
-from app import build_app
-from sft_ui.jobs import JobManager
+from sft_ui.manager import JobManager
+from sft_ui.web.app import build_app
 from tests.helpers import api_app
 
 ROOT = Path(__file__).resolve().parents[1]

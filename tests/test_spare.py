@@ -8,7 +8,7 @@ from pathlib import Path
 
 import pytest
 
-from sft_ui.jobs import JobManager
+from sft_ui.manager import JobManager
 from tests.helpers import alive, wait_for
 
 

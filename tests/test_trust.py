@@ -13,7 +13,7 @@ from pathlib import Path
 import pytest
 
 from sft_ui import jobdir
-from sft_ui.jobs import INTERRUPTED, JobManager
+from sft_ui.manager import INTERRUPTED, JobManager
 from tests.helpers import rest_client
 
 

@@ -7,12 +7,11 @@ import math
 import gradio as gr
 import pytest
 
-from sft_ui import ui_views as views
 from sft_ui.config import SFTConfig, field_groups
-from sft_ui.jobs import JobManager
+from sft_ui.manager import JobManager
 from sft_ui.presets import BUILTIN_PRESETS, preset_config
-from sft_ui.ui import build_ui
-from sft_ui.ui_api import API_NAMES
+from sft_ui.web.gradio_api import API_NAMES
+from sft_ui.web.ui import build_ui, views
 
 SPECS = [spec for group in views.form_specs().values() for spec in group]
 

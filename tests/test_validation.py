@@ -9,10 +9,10 @@ import pytest
 from fastapi.testclient import TestClient
 from pydantic import ValidationError
 
-from app import build_app
-from sft_ui import export, playground
+from sft_ui import artifacts, playground
 from sft_ui.config import SFTConfig, check_text, describe_errors
-from sft_ui.jobs import JobManager
+from sft_ui.manager import JobManager
+from sft_ui.web.app import build_app
 from tests.helpers import rest_client
 
 JSON = {"Content-Type": "application/json"}
@@ -121,7 +121,7 @@ def test_push_with_a_lone_surrogate_in_the_repo_id_is_400_naming_repo_id(client:
 def test_push_in_python_refuses_a_control_character_in_the_repo_id(quiet: JobManager) -> None:
     job_id = quiet.create_job({})
     with pytest.raises(ValueError, match="^repo_id: contains a control character U\\+0009"):
-        export.push(quiet, job_id, "me/\tmodel")
+        artifacts.push(quiet, job_id, "me/\tmodel")
 
 
 @pytest.fixture(scope="module")

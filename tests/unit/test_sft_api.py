@@ -13,7 +13,7 @@ import pytest
 from fastapi.testclient import TestClient
 
 from sft_ui import jobdir
-from sft_ui.jobs import STATUSES, JobManager
+from sft_ui.manager import STATUSES, JobManager
 from tests.helpers import api_app
 
 ROOT = Path(__file__).resolve().parents[2]

@@ -12,8 +12,8 @@ import pytest
 import yaml
 from fastapi.testclient import TestClient
 
-from app import build_app
-from sft_ui.jobs import JobManager
+from sft_ui.manager import JobManager
+from sft_ui.web.app import build_app
 
 ROOT = Path(__file__).resolve().parents[2]
 README = (ROOT / "README.md").read_text(encoding="utf-8")

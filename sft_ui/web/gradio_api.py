@@ -5,13 +5,13 @@ from typing import Any
 import gradio as gr
 from pydantic import ValidationError
 
-from sft_ui import ui_outputs
 from sft_ui.config import check_text, describe_errors
-from sft_ui.jobs import JobManager, NotFoundError, StateError
+from sft_ui.manager import JobManager, NotFoundError, StateError
 from sft_ui.store import StoreWriteError
+from sft_ui.web.ui import artifacts as ui_artifacts
 
 API_NAMES = ("train", "list_jobs", "get_job", "stop_job", "get_metrics", "save_config", "list_configs", "get_config",
-             *ui_outputs.API_NAMES)
+             *ui_artifacts.API_NAMES)
 
 
 def explain(exc: Exception) -> str:
@@ -74,4 +74,4 @@ def add_api(manager: JobManager) -> None:
 
     for fn in (train, list_jobs, get_job, stop_job, get_metrics, save_config, list_configs, get_config):
         gr.api(fn, api_name=fn.__name__, concurrency_limit=None)
-    ui_outputs.add_api(manager, call)  # generate, resume_job
+    ui_artifacts.add_api(manager, call)  # generate, resume_job

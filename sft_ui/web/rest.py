@@ -13,7 +13,7 @@ from pydantic import BaseModel, ConfigDict, Field, ValidationError
 
 from sft_ui import settings
 from sft_ui.config import SFTConfig, Text, describe_errors
-from sft_ui.jobs import STATUSES, JobManager, NotFoundError, sft_job_manager
+from sft_ui.manager import STATUSES, JobManager, NotFoundError, sft_job_manager
 from sft_ui.store import StoreWriteError
 
 PREFIX = "/api/sft"

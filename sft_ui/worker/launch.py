@@ -9,7 +9,6 @@ from __future__ import annotations
 
 import json
 import os
-import socket
 import subprocess
 import sys
 import threading
@@ -33,13 +32,6 @@ def processes(job_dir: Path) -> int:
     return value if isinstance(value, int) and value > 0 else 1
 
 
-def free_port() -> int:
-    """A TCP port nobody listens on right now (the rendezvous of one job's processes)."""
-    with socket.socket() as sock:
-        sock.bind(("127.0.0.1", 0))
-        return sock.getsockname()[1]
-
-
 def command(job_dir: Path, data_root: Path, cache_dir: Path, count: int) -> list[str]:
     """The `accelerate launch` command line that runs `count` copies of the worker on this job."""
     config_file = settings.accelerate_config()
@@ -47,7 +39,7 @@ def command(job_dir: Path, data_root: Path, cache_dir: Path, count: int) -> list
         where = ["--config_file", config_file]
     else:  # --multi_gpu picks torch's distributed launcher; on a machine without GPUs the processes use gloo
         # A free rendezvous port of its own, so that two such jobs can run at once.
-        where = ["--multi_gpu", "--num_machines", "1", "--main_process_port", str(free_port())]
+        where = ["--multi_gpu", "--num_machines", "1", "--main_process_port", str(settings.free_port())]
     return [sys.executable, "-m", "accelerate.commands.launch", *where, "--num_processes", str(count),
             "--mixed_precision", "no", "--dynamo_backend", "no",
             "-m", "sft_ui.worker", str(job_dir), "--data-root", str(data_root), "--cache-dir", str(cache_dir)]

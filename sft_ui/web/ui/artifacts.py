@@ -12,11 +12,11 @@ from typing import Any
 
 import gradio as gr
 
-from sft_ui import export
-from sft_ui import ui_views as views
+from sft_ui import artifacts
 from sft_ui.config import check_text
-from sft_ui.jobs import JobManager
+from sft_ui.manager import JobManager
 from sft_ui.playground import MAX_NEW_TOKENS, PLAYGROUND, example
+from sft_ui.web.ui import views
 
 API_NAMES = ("generate", "resume_job")
 PRIVATE: dict[str, Any] = {"api_visibility": "private"}
@@ -49,7 +49,7 @@ def add_api(manager: JobManager, call: Callable[..., Any]) -> None:
 def playground_choices(manager: JobManager) -> list[tuple[str, str]]:
     """The jobs that have a saved model to try, newest first."""
     return [views.job_choice(r) for r in manager.list_jobs()
-            if r["status"] in USABLE and export.has_model(Path(r["job_dir"]) / "model")]
+            if r["status"] in USABLE and artifacts.has_model(Path(r["job_dir"]) / "model")]
 
 
 @dataclass
@@ -154,7 +154,7 @@ def wire(manager: JobManager, actions: JobActions, pg: PlaygroundTab, pg_tab: gr
     def prepare(job_id: str | None) -> tuple[Any, Any]:
         """Build the zip and show the button that downloads it."""
         try:
-            path = export.zip_job(manager, job_id or "")
+            path = artifacts.zip_job(manager, job_id or "")
         except (LookupError, ValueError) as exc:
             return failed(exc), gr.DownloadButton(visible=False)
         if path.parent not in _served:
@@ -169,14 +169,14 @@ def wire(manager: JobManager, actions: JobActions, pg: PlaygroundTab, pg_tab: gr
     def merge(job_id: str | None) -> str:
         """Merge the selected job's adapter into its base model."""
         try:
-            return views.message_html(export.merge(manager, job_id or "")["message"], "ok")
+            return views.message_html(artifacts.merge(manager, job_id or "")["message"], "ok")
         except (LookupError, ValueError, OSError) as exc:
             return failed(exc)
 
     def push(job_id: str | None, repo: str, private: bool, merged: bool) -> str:
         """Push the selected job's model to the Hub."""
         try:
-            return views.message_html(export.push(manager, job_id or "", repo, private, merged)["message"], "ok")
+            return views.message_html(artifacts.push(manager, job_id or "", repo, private, merged)["message"], "ok")
         except (LookupError, ValueError) as exc:
             return failed(exc)
 

@@ -10,11 +10,11 @@ from fastapi import APIRouter, Depends, FastAPI
 from fastapi.responses import FileResponse
 from pydantic import BaseModel, ConfigDict, Field
 
-from sft_ui import export
-from sft_ui.api import ERRORS, PREFIX, Manager, require_api_key
+from sft_ui import artifacts
 from sft_ui.config import MultilineText, Text
-from sft_ui.jobs import sft_job_manager
+from sft_ui.manager import sft_job_manager
 from sft_ui.playground import MAX_NEW_TOKENS, MAX_PROMPT_CHARS, PLAYGROUND
+from sft_ui.web.rest import ERRORS, PREFIX, Manager, require_api_key
 
 log = logging.getLogger(__name__)
 
@@ -73,7 +73,7 @@ async def _sweep_exports(app: FastAPI) -> AsyncIterator[None]:
     """At the server's start, delete download zips older than an hour (each new export does too)."""
     manager = getattr(app.state, "sft_manager", None) or sft_job_manager
     try:
-        export.remove_old_exports(manager)
+        artifacts.remove_old_exports(manager)
     except OSError as exc:  # a read-only data dir still serves; exports will say what is wrong
         log.warning("could not sweep old download zips: %s", exc)
     yield
@@ -95,17 +95,17 @@ def generate(job_id: str, body: GenerateRequest, manager: Manager) -> dict:
             responses={200: {"content": {"application/zip": {}}, "description": "The zip"}})
 def download(job_id: str, manager: Manager) -> FileResponse:
     """A zip of the job's model/ (adapter or full model, tokenizer), config.json and metrics.jsonl."""
-    path = export.zip_job(manager, job_id)
+    path = artifacts.zip_job(manager, job_id)
     return FileResponse(path, media_type="application/zip", filename=path.name)
 
 
 @router.post("/jobs/{job_id}/merge", response_model=MergeResponse, summary="Merge the LoRA adapter")
 def merge(job_id: str, manager: Manager) -> dict:
     """Merge the adapter into its base model and save it to <job dir>/merged (400 for a full fine-tune)."""
-    return export.merge(manager, job_id)
+    return artifacts.merge(manager, job_id)
 
 
 @router.post("/jobs/{job_id}/push", response_model=PushResponse, summary="Push to the Hugging Face Hub")
 def push(job_id: str, body: PushRequest, manager: Manager) -> dict:
     """Upload the model to a Hub repo (private by default); 400 when HF_TOKEN is not set."""
-    return export.push(manager, job_id, body.repo_id, private=body.private, merged=body.merged)
+    return artifacts.push(manager, job_id, body.repo_id, private=body.private, merged=body.merged)

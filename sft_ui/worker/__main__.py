@@ -124,9 +124,9 @@ def _watch_server(grace: float = 20.0) -> None:
         pass
     time.sleep(grace)
     if _launched is not None:  # the training ranks, each in a session of its own
-        from sft_ui import processes
+        from sft_ui import supervisor
 
-        processes.kill_all(None, _launched, skip=os.getpid())
+        supervisor.kill_all(None, _launched, skip=os.getpid())
     if os.getpgrp() == os.getpid():  # the group we lead: ourselves and the launcher we started
         os.killpg(os.getpid(), signal.SIGKILL)
     os._exit(3)
@@ -196,7 +196,7 @@ def wait_for_job(cache_dir: Path) -> Path | None:
     from peft import LoraConfig  # noqa: F401
     from trl import SFTTrainer  # noqa: F401
 
-    from sft_ui import training  # noqa: F401
+    from sft_ui.worker import training  # noqa: F401
 
     threading.Thread(target=_make_builtin_model, args=(cache_dir,), daemon=True).start()
 
@@ -218,7 +218,7 @@ def wait_for_job(cache_dir: Path) -> Path | None:
 
 def run_job(job_dir: Path, data_root: Path, cache_dir: Path) -> int:
     """Train the job in `job_dir`: in this process, or in several launched by accelerate (see launch.py)."""
-    from sft_ui import launch
+    from sft_ui.worker import launch
 
     rank, count = launch.rank(), launch.processes(job_dir)
     if rank is not None or count > 1:
@@ -240,7 +240,7 @@ def run_job(job_dir: Path, data_root: Path, cache_dir: Path) -> int:
             outcome = {"status": "stopped", "error": None, "result": None}
         else:
             resume = _resume_point(job_dir, reporter)
-            from sft_ui import training  # heavy: torch, transformers, trl, peft
+            from sft_ui.worker import training  # heavy: torch, transformers, trl, peft
 
             result = training.run(config, job_dir, data_root, cache_dir, reporter, resume_from=resume)
             if isinstance(reporter, Reporter):

@@ -7,13 +7,13 @@ import gradio as gr
 import pandas as pd
 from pydantic import ValidationError
 
-from sft_ui import ui_outputs
-from sft_ui import ui_views as views
 from sft_ui.escaping import escape
-from sft_ui.jobs import JobManager, NotFoundError, StateError
+from sft_ui.manager import JobManager, NotFoundError, StateError
 from sft_ui.presets import BUILTIN_PRESETS, preset_config
 from sft_ui.store import StoreWriteError
-from sft_ui.ui_api import add_api, explain
+from sft_ui.web.gradio_api import add_api, explain
+from sft_ui.web.ui import artifacts as ui_artifacts
+from sft_ui.web.ui import views
 
 log = logging.getLogger(__name__)
 
@@ -84,7 +84,7 @@ def build_ui(manager: JobManager) -> gr.Blocks:
                             stop_btn = gr.Button("Stop", variant="stop", interactive=False, elem_id="stop-btn")
                             reuse_btn = gr.Button("Use as new config", interactive=False, elem_id="reuse-btn")
                         job_msg = gr.HTML(elem_id="job-msg")
-                        job_actions = ui_outputs.job_actions()
+                        job_actions = ui_artifacts.job_actions()
                         error_box = gr.Markdown(visible=False, latex_delimiters=[], elem_id="job-error")
                         loss_plot = gr.LinePlot(_empty_loss(), x="step", y="loss", color="series", title="Loss",
                                                 height=280, elem_id="loss-plot")
@@ -98,7 +98,7 @@ def build_ui(manager: JobManager) -> gr.Blocks:
                             config_box = gr.JSON(label="Config", elem_id="job-config")
 
             with gr.Tab("Playground", id="playground") as playground_tab:
-                playground = ui_outputs.playground_tab()
+                playground = ui_artifacts.playground_tab()
 
             with gr.Tab("Compare", id="compare"):
                 gr.Markdown("Pick jobs to overlay their training loss; running jobs update live.")
@@ -108,7 +108,7 @@ def build_ui(manager: JobManager) -> gr.Blocks:
                                            height=420, elem_id="compare-plot")
 
         add_api(manager)
-        ui_outputs.wire(manager, job_actions, playground, playground_tab, tabs, job_pick, job_msg, metrics_buf)
+        ui_artifacts.wire(manager, job_actions, playground, playground_tab, tabs, job_pick, job_msg, metrics_buf)
 
         # --- Train tab ---
         def form_config(values: tuple[Any, ...]) -> dict[str, Any]:

@@ -2,6 +2,7 @@
 
 from __future__ import annotations
 
+import math
 import os
 import re
 from pathlib import PurePosixPath
@@ -62,96 +63,155 @@ class SFTConfig(BaseModel):
 
     model_config = ConfigDict(extra="forbid", validate_assignment=True)
 
-    # --- Job ---
     job_name: str = Field(
-        "", max_length=MAX_NAME_LENGTH, description="A name to find the job by; empty uses the model and data set."
+        "", max_length=MAX_NAME_LENGTH, description="A name to find the job by; empty uses the model and data set.",
+        json_schema_extra={"group": "Job"},
     )
 
-    # --- Model and data ---
     base_model: str = Field(
         BUILTIN_MODEL,
         min_length=1,
         max_length=MAX_NAME_LENGTH,
         description="Hub id, local model folder under the data root, or builtin:tiny-gpt2.",
+        json_schema_extra={"group": "Model and data"},
     )
     dataset_name: str = Field(
         BUILTIN_DATASET,
         min_length=1,
         max_length=MAX_NAME_LENGTH,
         description="Hub id, local .json/.jsonl/.csv/.parquet file under the data root, or builtin:tasks.",
+        json_schema_extra={"group": "Model and data"},
     )
-    dataset_format: DatasetFormat = Field("auto", description="Row format; auto detects it from the columns.")
-    dataset_split: str = Field("train", min_length=1, max_length=100, description="Split of the data set to train on.")
-    max_samples: int | None = Field(None, ge=1, le=10_000_000, description="Use at most this many rows (empty: all).")
+    dataset_format: DatasetFormat = Field(
+        "auto", description="Row format; auto detects it from the columns.",
+        json_schema_extra={"group": "Model and data"},
+    )
+    dataset_split: str = Field(
+        "train", min_length=1, max_length=100, description="Split of the data set to train on.",
+        json_schema_extra={"group": "Model and data"},
+    )
+    max_samples: int | None = Field(
+        None, ge=1, le=10_000_000, description="Use at most this many rows (empty: all).",
+        json_schema_extra={"group": "Model and data"},
+    )
     eval_split: float = Field(
-        0.0, ge=0.0, le=0.5, description="Fraction of rows held out to compute an eval loss (0: none)."
+        0.0, ge=0.0, le=0.5, description="Fraction of rows held out to compute an eval loss (0: none).",
+        json_schema_extra={"group": "Model and data"},
     )
     max_seq_length: int = Field(
-        256, ge=16, le=MAX_SEQ_LENGTH, description="Longest sequence in tokens; longer rows are truncated."
+        256, ge=16, le=MAX_SEQ_LENGTH, description="Longest sequence in tokens; longer rows are truncated.",
+        json_schema_extra={"group": "Model and data"},
     )
 
-    # --- Training ---
     max_steps: int | None = Field(
-        200, ge=1, le=MAX_STEPS, description="Optimizer steps to train; empty trains num_train_epochs instead."
+        200, ge=1, le=MAX_STEPS, description="Optimizer steps to train; empty trains num_train_epochs instead.",
+        json_schema_extra={"group": "Training"},
     )
     num_train_epochs: float = Field(
-        1.0, gt=0.0, le=1000.0, description="Passes over the data, used when max_steps is empty."
+        1.0, gt=0.0, le=1000.0, description="Passes over the data, used when max_steps is empty.",
+        json_schema_extra={"group": "Training"},
     )
-    learning_rate: float = Field(1e-3, gt=0.0, le=1.0, description="Peak learning rate.")
-    batch_size: int = Field(8, ge=1, le=MAX_BATCH_SIZE, description="Rows per device per step.")
+    learning_rate: float = Field(
+        1e-3, gt=0.0, le=1.0, description="Peak learning rate.",
+        json_schema_extra={"group": "Training"},
+    )
+    batch_size: int = Field(
+        8, ge=1, le=MAX_BATCH_SIZE, description="Rows per device per step.",
+        json_schema_extra={"group": "Training"},
+    )
     gradient_accumulation_steps: int = Field(
-        1, ge=1, le=1024, description="Steps whose gradients add up before one optimizer update."
+        1, ge=1, le=1024, description="Steps whose gradients add up before one optimizer update.",
+        json_schema_extra={"group": "Training"},
     )
     warmup_ratio: float = Field(
-        0.0, ge=0.0, le=0.5, description="Fraction of steps spent warming the learning rate up."
+        0.0, ge=0.0, le=0.5, description="Fraction of steps spent warming the learning rate up.",
+        json_schema_extra={"group": "Training"},
     )
-    lr_scheduler_type: Scheduler = Field("linear", description="How the learning rate changes over training.")
-    weight_decay: float = Field(0.0, ge=0.0, le=1.0, description="AdamW weight decay.")
-    seed: int = Field(42, ge=0, le=2**31 - 1, description="Random seed for data order and initialisation.")
-    logging_steps: int = Field(1, ge=1, le=10_000, description="Record loss every this many steps.")
+    lr_scheduler_type: Scheduler = Field(
+        "linear", description="How the learning rate changes over training.",
+        json_schema_extra={"group": "Training"},
+    )
+    weight_decay: float = Field(
+        0.0, ge=0.0, le=1.0, description="AdamW weight decay.",
+        json_schema_extra={"group": "Training"},
+    )
+    seed: int = Field(
+        42, ge=0, le=2**31 - 1, description="Random seed for data order and initialisation.",
+        json_schema_extra={"group": "Training"},
+    )
+    logging_steps: int = Field(
+        1, ge=1, le=10_000, description="Record loss every this many steps.",
+        json_schema_extra={"group": "Training"},
+    )
     save_steps: int = Field(
-        0, ge=0, le=MAX_STEPS, description="Save a checkpoint every this many steps (0: only at the end)."
+        0, ge=0, le=MAX_STEPS, description="Save a checkpoint every this many steps (0: only at the end).",
+        json_schema_extra={"group": "Training"},
     )
     output_dir: str = Field(
         "outputs",
         min_length=1,
         max_length=MAX_NAME_LENGTH,
         description="Folder under the data root; each job writes to <output_dir>/<job_id>.",
+        json_schema_extra={"group": "Training"},
     )
 
-    # --- LoRA ---
-    use_lora: bool = Field(True, description="Train a LoRA adapter instead of all weights.")
-    lora_r: int = Field(16, ge=1, le=MAX_LORA_R, description="LoRA rank.")
-    lora_alpha: int = Field(32, ge=1, le=4 * MAX_LORA_R, description="LoRA scaling numerator (scale = alpha / r).")
-    lora_dropout: float = Field(0.05, ge=0.0, le=0.9, description="Dropout on the LoRA branch.")
+    use_lora: bool = Field(
+        True, description="Train a LoRA adapter instead of all weights.",
+        json_schema_extra={"group": "LoRA"},
+    )
+    lora_r: int = Field(16, ge=1, le=MAX_LORA_R, description="LoRA rank.", json_schema_extra={"group": "LoRA"})
+    lora_alpha: int = Field(
+        32, ge=1, le=4 * MAX_LORA_R, description="LoRA scaling numerator (scale = alpha / r).",
+        json_schema_extra={"group": "LoRA"},
+    )
+    lora_dropout: float = Field(
+        0.05, ge=0.0, le=0.9, description="Dropout on the LoRA branch.",
+        json_schema_extra={"group": "LoRA"},
+    )
     lora_target_modules: list[str] = Field(
-        default_factory=list, max_length=64, description="Module names to adapt; empty picks them for the architecture."
+        default_factory=list,
+        max_length=64,
+        description="Module names to adapt; empty picks them for the architecture.",
+        json_schema_extra={"group": "LoRA"},
     )
 
-    # --- Performance ---
     packing: bool = Field(
-        False, description="Pack several rows into each max_seq_length sequence (no padding, fewer steps per epoch)."
+        False, description="Pack several rows into each max_seq_length sequence (no padding, fewer steps per epoch).",
+        json_schema_extra={"group": "Performance"},
     )
     padding_free: bool = Field(
-        False, description="Flatten each batch into one sequence without pad tokens (same rows per step, less work)."
+        False, description="Flatten each batch into one sequence without pad tokens (same rows per step, less work).",
+        json_schema_extra={"group": "Performance"},
     )
-    gradient_checkpointing: bool = Field(False, description="Recompute activations to save memory (slower).")
-    precision: Precision = Field("auto", description="auto: bf16/fp16 on a GPU that has it, fp32 on CPU.")
+    gradient_checkpointing: bool = Field(
+        False, description="Recompute activations to save memory (slower).",
+        json_schema_extra={"group": "Performance"},
+    )
+    precision: Precision = Field(
+        "auto", description="auto: bf16/fp16 on a GPU that has it, fp32 on CPU.",
+        json_schema_extra={"group": "Performance"},
+    )
     tf32: bool = Field(
-        True, description="Use TF32 matrix maths on GPUs that have it (Ampere or newer); ignored elsewhere."
+        True, description="Use TF32 matrix maths on GPUs that have it (Ampere or newer); ignored elsewhere.",
+        json_schema_extra={"group": "Performance"},
     )
     use_liger_kernel: bool = Field(
-        False, description="Liger's fused Triton kernels (needs a GPU and the liger-kernel package; else ignored)."
+        False, description="Liger's fused Triton kernels (needs a GPU and the liger-kernel package; else ignored).",
+        json_schema_extra={"group": "Performance"},
     )
     dataloader_num_workers: int = Field(
-        0, ge=0, le=64, description="Processes that prepare batches beside training (0: in the training process)."
+        0, ge=0, le=64, description="Processes that prepare batches beside training (0: in the training process).",
+        json_schema_extra={"group": "Performance"},
     )
     num_processes: int = Field(
-        1, ge=1, le=MAX_PROCESSES, description="Data-parallel processes (one per GPU) launched with accelerate."
+        1, ge=1, le=MAX_PROCESSES, description="Data-parallel processes (one per GPU) launched with accelerate.",
+        json_schema_extra={"group": "Performance"},
     )
 
-    # --- Advanced ---
-    completion_only_loss: bool = Field(True, description="Compute the loss on the response only (instruction formats).")
+    completion_only_loss: bool = Field(
+        True, description="Compute the loss on the response only (instruction formats).",
+        json_schema_extra={"group": "Advanced"},
+    )
 
     @field_validator("*", mode="before")
     @classmethod
@@ -203,45 +263,13 @@ class SFTConfig(BaseModel):
 
 
 def field_groups() -> dict[str, list[str]]:
-    """Field names by concern, in form order (read from the section comments above)."""
-    groups = {
-        "Job": ["job_name"],
-        "Model and data": [
-            "base_model",
-            "dataset_name",
-            "dataset_format",
-            "dataset_split",
-            "max_samples",
-            "eval_split",
-            "max_seq_length",
-        ],
-        "Training": [
-            "max_steps",
-            "num_train_epochs",
-            "learning_rate",
-            "batch_size",
-            "gradient_accumulation_steps",
-            "warmup_ratio",
-            "lr_scheduler_type",
-            "weight_decay",
-            "seed",
-            "logging_steps",
-            "save_steps",
-            "output_dir",
-        ],
-        "LoRA": ["use_lora", "lora_r", "lora_alpha", "lora_dropout", "lora_target_modules"],
-        "Performance": [
-            "packing",
-            "padding_free",
-            "gradient_checkpointing",
-            "precision",
-            "tf32",
-            "use_liger_kernel",
-            "dataloader_num_workers",
-            "num_processes",
-        ],
-        "Advanced": ["completion_only_loss"],
-    }
+    """Field names by form group (each field's `json_schema_extra["group"]`), groups in the order fields appear."""
+    groups: dict[str, list[str]] = {}
+    for name, field in SFTConfig.model_fields.items():
+        extra = field.json_schema_extra if isinstance(field.json_schema_extra, dict) else {}
+        if not isinstance(extra.get("group"), str):
+            raise TypeError(f"SFTConfig.{name} has no form group: add json_schema_extra={{'group': ...}}")
+        groups.setdefault(str(extra["group"]), []).append(name)
     return groups
 
 
@@ -264,3 +292,14 @@ def parse_config(data: Any) -> SFTConfig:
     if not isinstance(data, dict):
         raise TypeError(f"config must be an object, got {type(data).__name__}")
     return SFTConfig(**data)
+
+
+def whole_number(value: Any, field: str) -> int | None:
+    """A step number given as an int, a whole float or a numeric string; ValueError naming `field` otherwise."""
+    if value is None or (isinstance(value, int) and not isinstance(value, bool)):
+        return value
+    if isinstance(value, float) and math.isfinite(value):
+        return int(value)
+    if isinstance(value, str) and value.strip().lstrip("-").isdigit() and len(value) < 30:
+        return int(value)
+    raise ValueError(f"{field}: must be a whole number (a step), got {value!r:.80}")

@@ -59,7 +59,7 @@ def seed(data: Path, jobs: int, points: int, writes: int) -> tuple[list[str], li
     jobs; their ids."""
     from sft_ui.manager import JobManager
 
-    manager = JobManager(data_dir=data, max_concurrent_jobs=1)
+    manager = JobManager(data_dir=data, max_concurrent_jobs=1).start()
     template_id = manager.create_job({"job_name": "template", "max_steps": points, "logging_steps": 1})
     template = manager.store.get_job(template_id)
     assert template is not None
@@ -203,7 +203,7 @@ def time_create(data: Path, calls: int) -> dict[str, dict[str, float]]:
     """JobManager.create_job in this process (what POST /train does before its worker starts): folder + record."""
     from sft_ui.manager import JobManager
 
-    manager = JobManager(data_dir=data)
+    manager = JobManager(data_dir=data).start()
     manager._schedule = lambda: None  # type: ignore[method-assign]  # no worker: the write alone
     os.environ["SFT_UI_MAX_QUEUED_JOBS"] = str(10**6)
     out = {"create_job (a new pending job)": timed(lambda: manager.create_job({"max_steps": 5}), calls)}
@@ -219,7 +219,7 @@ def time_ui(data: Path, ids: list[str], calls: int) -> dict[str, dict[str, float
     from sft_ui.web.ui import build_ui
     from sft_ui.web.ui import views as ui_views
 
-    manager = JobManager(data_dir=data)
+    manager = JobManager(data_dir=data).start()
     demo = build_ui(manager)
     timer = next(block for block in demo.blocks.values() if isinstance(block, gr.Timer))
     ticks = {}

@@ -34,7 +34,7 @@ def edit_database(data: Path, edit: Callable[[dict[str, Any]], None]) -> None:
     from sft_ui.manager import JobManager
     from sft_ui.storage import JournalStorage
 
-    manager = JobManager(data_dir=data)
+    manager = JobManager(data_dir=data).start()
     path = manager.database_path
     manager.store.close()
     storage = JournalStorage(path)

@@ -3,11 +3,16 @@
 from __future__ import annotations
 
 import collections
+import errno
 import json
 import os
+import re
+import shutil
 import threading
 from pathlib import Path
 from typing import Any
+
+from sft_ui import settings
 
 CONFIG = "config.json"  # the validated SFTConfig, written by the server
 STATUS = "status.json"  # phase, progress and last metrics, rewritten by the worker (throttled)
@@ -20,6 +25,9 @@ CHECKPOINTS = "checkpoints"
 PIDS = "pids"  # one empty-ish file per process of a multi-process job, named by its pid
 DELETED = "deleted"  # written by the server when the job is deleted from the list: a rebuild leaves it out
 RESUME = "resume.json"  # written by the server to resume from a checkpoint: {"checkpoint": name, "step": N}
+
+
+_JOB_ID = re.compile(r"^[0-9a-f]{12}$")  # store.new_id's ids
 
 
 def _not_a_number(constant: str) -> None:
@@ -139,3 +147,43 @@ def tail(path: Path, max_bytes: int = 20_000) -> str:
             return fh.read().decode("utf-8", errors="replace")
     except FileNotFoundError:
         return ""
+
+
+def is_job_folder(path: Path) -> bool:
+    """A folder the server made for a job: named by a job id, holding its config.json."""
+    return bool(_JOB_ID.match(path.name)) and (path / CONFIG).is_file()
+
+
+def was_deleted(path: Path) -> bool:
+    """True for the folder of a job that was deleted from the list (its files stay)."""
+    return (path / DELETED).exists()
+
+
+def output_folder(root: Path, output_dir: str, cache_dir: Path) -> Path:
+    """`output_dir` resolved under the data root `root`; ValueError naming it when it leads out, into the server's
+    own files (its private folder, where older versions kept the database), the cache, or a job's folder."""
+    folder = settings.resolve_inside(root, output_dir, "output_dir")
+    for reserved in (settings.private_dir(root), root / "sft_ui.json", cache_dir.resolve()):
+        if folder == reserved or reserved in folder.parents:
+            raise ValueError(f"output_dir: {output_dir!r} is reserved for the server's own files")
+    for inside in (folder, *folder.parents):
+        if inside == root:
+            break
+        if is_job_folder(inside):
+            raise ValueError(f"output_dir: {output_dir!r} is inside the folder of job {inside.name}")
+    return folder
+
+
+def make(job_dir: Path, config: dict[str, Any], output_dir: str) -> None:
+    """Make a new job's folder with its config.json; nothing is left behind when that fails.
+
+    A full disk is a StoreWriteError-like OSError (errno kept), anything else a ValueError naming output_dir.
+    """
+    try:
+        job_dir.mkdir(parents=True, exist_ok=False)
+        (job_dir / CONFIG).write_text(json.dumps(config, indent=2), encoding="utf-8")
+    except OSError as exc:
+        shutil.rmtree(job_dir, ignore_errors=True)
+        if exc.errno in (errno.ENOSPC, errno.EDQUOT):
+            raise OSError(exc.errno, f"cannot make the job folder: {exc.strerror}") from None
+        raise ValueError(f"output_dir: cannot make a job folder under {output_dir!r}: {exc.strerror or exc}") from None

@@ -2,32 +2,24 @@
 
 from __future__ import annotations
 
+import logging
 import os
-import re
 from collections.abc import Iterator
 from datetime import UTC, datetime
 from pathlib import Path
 from typing import Any
 
-from sft_ui import jobdir
+from sft_ui import jobdir, settings
+from sft_ui.store import Store
 
 INTERRUPTED = "interrupted: the server stopped while it ran"
-_JOB_ID = re.compile(r"^[0-9a-f]{12}$")
+DATABASE = "sft_ui.json"  # the database's file name, in settings.private_dir
+log = logging.getLogger(__name__)
 _MAX_DEPTH = 6  # output_dir may nest folders; a data root deeper than this holds no job folders we made
 
 
 def _iso(timestamp: float) -> str:
     return datetime.fromtimestamp(timestamp, UTC).isoformat(timespec="seconds").replace("+00:00", "Z")
-
-
-def is_job_folder(path: Path) -> bool:
-    """A folder the server made for a job: named by a job id, holding its config.json."""
-    return bool(_JOB_ID.match(path.name)) and (path / jobdir.CONFIG).is_file()
-
-
-def was_deleted(path: Path) -> bool:
-    """True for the folder of a job that was deleted from the list (its files stay)."""
-    return (path / jobdir.DELETED).exists()
 
 
 def find_job_folders(root: Path, skip: tuple[Path, ...]) -> Iterator[Path]:
@@ -36,8 +28,8 @@ def find_job_folders(root: Path, skip: tuple[Path, ...]) -> Iterator[Path]:
     for folder, dirs, _files in os.walk(root):
         here = Path(folder)
         depth = len(here.relative_to(root).parts)
-        if is_job_folder(here):
-            if not was_deleted(here):
+        if jobdir.is_job_folder(here):
+            if not jobdir.was_deleted(here):
                 found.append(here)
             dirs.clear()
             continue
@@ -96,3 +88,37 @@ def record_from_folder(job_dir: Path, base: dict[str, Any] | None, now: str) -> 
     elif record["status"] == "pending":
         record["queued_at"] = None  # it never started: created, waiting for a start
     return record
+
+
+def database_file(data_dir: Path) -> Path:
+    """The database in the data dir's private folder; one from before it (`<data dir>/sft_ui.json`) is moved in."""
+    private = settings.private_dir(data_dir)
+    private.mkdir(mode=0o700, parents=True, exist_ok=True)
+    database = private / DATABASE
+    legacy = data_dir / DATABASE
+    if legacy.is_file() and not database.exists():
+        os.replace(legacy, database)  # same file system: an atomic move, nothing to lose
+        log.info("database moved from %s to %s", legacy, database)
+    return database
+
+
+def rebuild(store: Store, data_dir: Path, cache_dir: Path, now: str) -> None:
+    """Job records from every job folder under the data dir, over what a restored database copy still had."""
+    assert store.restored is not None
+    known = {r["job_id"]: r for r in store.list_jobs()}
+    rebuilt = 0
+    for folder in find_job_folders(data_dir, (settings.private_dir(data_dir), cache_dir.resolve())):
+        base = known.pop(folder.name, None)
+        record = record_from_folder(folder, base, now)
+        if base is None:
+            store.insert_job(record)
+        else:
+            store.update_job(folder.name, record)
+        rebuilt += 1
+    for job_id, record in known.items():  # in the old copy, but its folder is gone or marked deleted
+        folder = Path(record.get("job_dir", ""))
+        if not folder.is_dir() or jobdir.was_deleted(folder):
+            store.delete_job(job_id)
+    store.restored["jobs_rebuilt"] = rebuilt
+    log.error("database restored: %d job records rebuilt from job folders, %d saved configs kept", rebuilt,
+              store.restored["configs"])

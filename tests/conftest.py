@@ -34,7 +34,7 @@ def builtin_cache(tmp_path_factory: pytest.TempPathFactory) -> Path:
 @pytest.fixture
 def manager(tmp_path: Path) -> Iterator[JobManager]:
     """A JobManager on a fresh data dir; its running jobs are stopped afterwards."""
-    mgr = JobManager(data_dir=tmp_path / "data")
+    mgr = JobManager(data_dir=tmp_path / "data").start()
     yield mgr
     mgr.shutdown()
 
@@ -44,7 +44,7 @@ def trained_job(tmp_path_factory: pytest.TempPathFactory, builtin_cache: Path) -
     """A LoRA job of the default SFTConfig (the built-in demo) at half its steps, shared by the tests that use it."""
     from tests.helpers import wait_for
 
-    mgr = JobManager(data_dir=tmp_path_factory.mktemp("trained") / "data")
+    mgr = JobManager(data_dir=tmp_path_factory.mktemp("trained") / "data").start()
     job_id = mgr.create_job({"job_name": "default demo", "max_steps": 100})  # 100 of 200 steps already suffice
     mgr.start_job(job_id)
     record = wait_for(mgr, job_id, ("completed", "failed", "stopped"), timeout=600)
@@ -165,6 +165,6 @@ def browser_type_launch_args(browser_type_launch_args: dict) -> dict:
 @pytest.fixture
 def quiet(tmp_path: Path) -> Iterator[JobManager]:
     """A manager whose jobs never start a worker (these tests are about what is let in)."""
-    manager = JobManager(data_dir=tmp_path / "data")
+    manager = JobManager(data_dir=tmp_path / "data").start()
     manager._schedule = lambda: None  # type: ignore[method-assign]
     yield manager

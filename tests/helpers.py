@@ -50,10 +50,12 @@ def fake_trained_job(manager: JobManager, config: dict, model_from: str | Path) 
 
 def api_app(manager: JobManager) -> FastAPI:
     """The REST routers alone (no Gradio) over `manager`, with the app's error handlers."""
+    from sft_ui.playground import Playground
     from sft_ui.web import rest, rest_artifacts
 
     app = FastAPI()
     app.state.sft_manager = manager
+    app.state.playground = Playground(manager)
     rest.install_error_handlers(app)
     app.include_router(rest.router)
     app.include_router(rest_artifacts.router)

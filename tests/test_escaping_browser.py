@@ -19,7 +19,7 @@ DATASET = "d`<img src=y onerror=window.pwned=2>`.jsonl"  # a data-root file name
 @pytest.fixture(scope="module")
 def served(tmp_path_factory: pytest.TempPathFactory) -> Iterator[tuple[str, str]]:
     """The app over a manager that starts no worker, holding one failed job with hostile text: (URL, job id)."""
-    manager = JobManager(data_dir=tmp_path_factory.mktemp("escaping-browser") / "data")
+    manager = JobManager(data_dir=tmp_path_factory.mktemp("escaping-browser") / "data").start()
     manager._schedule = lambda: None  # type: ignore[method-assign]
     job_id = manager.create_job({"job_name": NAME, "dataset_name": DATASET})
     manager.store.update_job(job_id, {"status": "failed", "finished_at": "2026-01-01T00:00:00Z",

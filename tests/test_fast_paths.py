@@ -23,7 +23,7 @@ def _train(manager: JobManager, **config: object) -> dict:
 
 
 def test_padding_free_computes_the_same_loss_and_packing_fills_the_steps(tmp_path: Path) -> None:
-    manager = JobManager(data_dir=tmp_path / "data", max_concurrent_jobs=3)
+    manager = JobManager(data_dir=tmp_path / "data", max_concurrent_jobs=3).start()
     try:
         padded = _train(manager)
         free = _train(manager, padding_free=True, dataloader_num_workers=1)

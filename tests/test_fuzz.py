@@ -94,7 +94,7 @@ def query_values() -> st.SearchStrategy[str]:
 @pytest.fixture(scope="module")
 def served(tmp_path_factory: pytest.TempPathFactory) -> Iterator[tuple[str, JobManager, list[str], list[str]]]:
     """A live app whose jobs never start (the fuzz must not train), with a pending, an ended job and a config."""
-    manager = JobManager(data_dir=tmp_path_factory.mktemp("fuzz") / "data")
+    manager = JobManager(data_dir=tmp_path_factory.mktemp("fuzz") / "data").start()
     manager._schedule = lambda: None  # type: ignore[method-assign]  # queued jobs stay queued: no workers
     pending = manager.create_job({"max_steps": 5})
     ended = manager.create_job({"max_steps": 5})

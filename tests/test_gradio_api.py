@@ -22,7 +22,7 @@ from tests.live_server import live_server
 def served(tmp_path_factory: pytest.TempPathFactory, builtin_cache: Path) -> Iterator[tuple[Client, JobManager]]:
     """A gradio_client Client on a live app whose manager writes into a temporary data dir."""
     builtin_model_path(builtin_cache)  # made once per session; the jobs' timeouts then measure only the jobs
-    manager = JobManager(data_dir=tmp_path_factory.mktemp("gradio-api") / "data", max_concurrent_jobs=2)
+    manager = JobManager(data_dir=tmp_path_factory.mktemp("gradio-api") / "data", max_concurrent_jobs=2).start()
     with live_server(manager) as url:
         client = Client(url, verbose=False)
         yield client, manager

@@ -32,7 +32,7 @@ def losses(manager: JobManager, job_id: str) -> list[float]:
 @pytest.fixture(scope="module")
 def shared(tmp_path_factory: pytest.TempPathFactory):
     """One manager that trains the seed's example once (LoRA) for several assertions."""
-    mgr = JobManager(data_dir=tmp_path_factory.mktemp("shared") / "data", max_concurrent_jobs=2)
+    mgr = JobManager(data_dir=tmp_path_factory.mktemp("shared") / "data", max_concurrent_jobs=2).start()
     config = SFTConfig(max_steps=60, dataset_format="alpaca")
     job_id = mgr.create_job(config)
     seen = [mgr.get_job_status(job_id)["status"]]
@@ -125,7 +125,7 @@ def _write_formats(root: Path) -> dict[str, str]:
 
 
 def test_every_format_trains_and_loss_falls(tmp_path: Path) -> None:
-    mgr = JobManager(data_dir=tmp_path / "data", max_concurrent_jobs=2)
+    mgr = JobManager(data_dir=tmp_path / "data", max_concurrent_jobs=2).start()
     try:
         files = _write_formats(mgr.store_root())
         jobs = {}
@@ -229,7 +229,7 @@ def test_a_killed_worker_fails_the_job_and_the_queue_moves_on(manager: JobManage
 
 def test_restart_marks_running_jobs_interrupted_and_requeues_waiting_ones(tmp_path: Path) -> None:
     data = tmp_path / "data"
-    first = JobManager(data_dir=data)
+    first = JobManager(data_dir=data).start()
     ran = first.create_job(FAST)
     waiting = first.create_job({**FAST, "max_steps": 5})
     store = first.store
@@ -237,7 +237,7 @@ def test_restart_marks_running_jobs_interrupted_and_requeues_waiting_ones(tmp_pa
     store.update_job(waiting, {"queued_at": "2026-01-01T00:00:00Z"})
     (Path(first.get_job_status(ran)["job_dir"]) / jobdir.METRICS).write_text('{"step": 1, "loss": 3.0}\n')
 
-    second = JobManager(data_dir=data)  # a server started on the same data dir after a crash
+    second = JobManager(data_dir=data).start()  # a server started on the same data dir after a crash
     try:
         record = second.get_job_status(ran)
         assert record["status"] == "failed" and record["error"] == INTERRUPTED

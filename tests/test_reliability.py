@@ -256,7 +256,7 @@ def slow_phases(tmp_path: Path, monkeypatch: pytest.MonkeyPatch) -> Iterator[Non
 
 
 def test_stop_works_in_every_phase_and_leaves_no_process(tmp_path: Path, slow_phases: None) -> None:
-    manager = JobManager(data_dir=tmp_path / "data", max_concurrent_jobs=4)
+    manager = JobManager(data_dir=tmp_path / "data", max_concurrent_jobs=4).start()
     plan = {  # job -> (fault injected, when to stop)
         "loading_model": ({"phase": "loading_model", "seconds": 120}, "phase"),
         "loading_data": ({"phase": "loading_data", "seconds": 120}, "phase"),  # data load + tokenisation

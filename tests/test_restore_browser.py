@@ -12,12 +12,12 @@ from tests.live_server import live_server
 
 def test_a_restored_database_shows_a_banner(page: Page, tmp_path: Path) -> None:
     data = tmp_path / "data"
-    first = JobManager(data_dir=data)
+    first = JobManager(data_dir=data).start()
     first._schedule = lambda: None  # type: ignore[method-assign]
     first.create_job({"job_name": "kept <b>job</b>"})
     first.store.close()
     first.database_path.write_text('{"jobs": {"1": ')  # cut short
-    manager = JobManager(data_dir=data)
+    manager = JobManager(data_dir=data).start()
     manager._schedule = lambda: None  # type: ignore[method-assign]
     with live_server(manager) as url:
         page.goto(url)
@@ -29,7 +29,7 @@ def test_a_restored_database_shows_a_banner(page: Page, tmp_path: Path) -> None:
 
 
 def test_no_banner_without_a_restore(page: Page, tmp_path: Path) -> None:
-    manager = JobManager(data_dir=tmp_path / "data")
+    manager = JobManager(data_dir=tmp_path / "data").start()
     with live_server(manager) as url:
         page.goto(url)
         expect(page.locator("#start-btn")).to_be_visible(timeout=20_000)

@@ -16,7 +16,7 @@ from tests.helpers import alive, wait_for
 def spared(tmp_path: Path, monkeypatch: pytest.MonkeyPatch) -> Iterator[JobManager]:
     """A manager with SFT_UI_SPARE_WORKER on and its spare done importing."""
     monkeypatch.setenv("SFT_UI_SPARE_WORKER", "1")
-    manager = JobManager(data_dir=tmp_path / "data")
+    manager = JobManager(data_dir=tmp_path / "data").start()
     manager.store_root()  # opening the database starts the spare
     assert manager.spare is not None and manager.spare.pid is not None
     yield manager
@@ -83,7 +83,7 @@ def test_a_waiting_spare_makes_the_builtin_model_before_the_first_job(tmp_path: 
 
     monkeypatch.setenv("SFT_UI_SPARE_WORKER", "1")
     monkeypatch.setenv("SFT_UI_CACHE_DIR", str(tmp_path / "fresh-cache"))
-    manager = JobManager(data_dir=tmp_path / "data")
+    manager = JobManager(data_dir=tmp_path / "data").start()
     try:
         manager.store_root()
         marker = tmp_path / "fresh-cache" / "tiny-gpt2" / "config.json"

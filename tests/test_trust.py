@@ -19,7 +19,7 @@ from tests.helpers import rest_client
 
 def _paused(data: Path) -> JobManager:
     """A manager over `data` whose jobs never start a worker."""
-    manager = JobManager(data_dir=data)
+    manager = JobManager(data_dir=data).start()
     manager._schedule = lambda: None  # type: ignore[method-assign]
     return manager
 

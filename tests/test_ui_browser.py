@@ -22,7 +22,7 @@ TRAIN_TIMEOUT = 120_000  # ms: a worker's start-up (~6 s of imports) and a short
 def served(tmp_path_factory: pytest.TempPathFactory, builtin_cache: Path) -> Iterator[tuple[str, JobManager]]:
     """The app on a free port over a manager on a temporary data dir: (base URL, manager)."""
     builtin_model_path(builtin_cache)  # made once per session; the jobs' timeouts then measure only the jobs
-    manager = JobManager(data_dir=tmp_path_factory.mktemp("ui-browser") / "data", max_concurrent_jobs=2)
+    manager = JobManager(data_dir=tmp_path_factory.mktemp("ui-browser") / "data", max_concurrent_jobs=2).start()
     with live_server(manager) as url:
         yield url, manager
 
@@ -219,7 +219,7 @@ def test_the_jobs_tab_stays_responsive_with_200_jobs(
     page: Page, tmp_path: Path, monkeypatch: pytest.MonkeyPatch
 ) -> None:
     monkeypatch.setenv("SFT_UI_MAX_QUEUED_JOBS", "1000")  # 100 of these wait as pending
-    manager = JobManager(data_dir=tmp_path / "data")
+    manager = JobManager(data_dir=tmp_path / "data").start()
     for i in range(200):
         job_id = manager.create_job({"job_name": f"run {i:03d}", "max_steps": 10 + i})
         if i % 2:

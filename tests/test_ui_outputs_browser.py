@@ -20,7 +20,7 @@ from tests.test_ui_browser import TRAIN_TIMEOUT, screenshots_on_failure, start
 def served(tmp_path_factory: pytest.TempPathFactory, builtin_cache: Path) -> Iterator[tuple[str, JobManager]]:
     """The app on a free port over a manager on a temporary data dir: (base URL, manager)."""
     builtin_model_path(builtin_cache)
-    manager = JobManager(data_dir=tmp_path_factory.mktemp("ui-outputs") / "data")
+    manager = JobManager(data_dir=tmp_path_factory.mktemp("ui-outputs") / "data").start()
     with live_server(manager) as url:
         yield url, manager
 

@@ -93,7 +93,7 @@ def test_metrics_buffer_after_a_thinned_first_read_misses_no_point_at_the_last_s
 
 
 def test_jobs_table_shows_the_newest_page_and_reads_nothing_when_nothing_changed(tmp_path) -> None:
-    manager = JobManager(data_dir=tmp_path / "data")
+    manager = JobManager(data_dir=tmp_path / "data").start()
     ids = [manager.create_job({"job_name": f"run {i:02d}"}) for i in range(60)]
     manager.stop_job(ids[0])
     first = views.jobs_table(manager, "all", "")

@@ -127,7 +127,7 @@ def test_push_in_python_refuses_a_control_character_in_the_repo_id(quiet: JobMan
 @pytest.fixture(scope="module")
 def gradio(tmp_path_factory: pytest.TempPathFactory) -> Iterator[tuple[TestClient, JobManager]]:
     """The whole app (REST and Gradio) over a manager that starts no worker."""
-    manager = JobManager(data_dir=tmp_path_factory.mktemp("validation") / "data")
+    manager = JobManager(data_dir=tmp_path_factory.mktemp("validation") / "data").start()
     manager._schedule = lambda: None  # type: ignore[method-assign]
     with TestClient(build_app(manager)) as test_client:
         yield test_client, manager

@@ -51,7 +51,7 @@ def finish(manager: JobManager, job_id: str, status: str) -> None:
 
 
 def test_train_starts_a_job_running_and_queues_the_next_pending(tmp_path: Path) -> None:
-    manager = JobManager(data_dir=tmp_path, max_concurrent_jobs=1)
+    manager = JobManager(data_dir=tmp_path, max_concurrent_jobs=1).start()
     try:
         with TestClient(api_app(manager)) as client:
             first = client.post("/api/sft/train", json={"config": LONG})

@@ -1,0 +1,22 @@
+"""Data sets: sources (hub, data-root files, built-in), formats -> TRL rows, preview; used by server and worker.
+
+Importing this package stays light (no datasets, transformers or torch): the server uses it for path checks.
+"""
+
+from sft_ui.data.formats import FORMAT_COLUMNS, convert, detect_format, prepare, prompt_style
+from sft_ui.data.preview import preview
+from sft_ui.data.sources import (
+    LOCAL_SUFFIXES,
+    DataError,
+    check_paths,
+    load_source,
+    load_tokenizer,
+    resolve_model_path,
+)
+from sft_ui.data.templates import PLAIN_CHAT_TEMPLATE, ensure_chat_template, has_generation
+
+__all__ = [
+    "FORMAT_COLUMNS", "LOCAL_SUFFIXES", "PLAIN_CHAT_TEMPLATE", "DataError", "check_paths", "convert", "detect_format",
+    "ensure_chat_template", "has_generation", "load_source", "load_tokenizer", "prepare", "preview", "prompt_style",
+    "resolve_model_path",
+]

@@ -14,6 +14,7 @@ from typing import Any
 
 from sft_ui import settings
 
+WORKER_MODULE = "sft_ui.worker"  # `python -m sft_ui.worker`: the job's process, and how it is recognised
 CONFIG = "config.json"  # the validated SFTConfig, written by the server
 STATUS = "status.json"  # phase, progress and last metrics, rewritten by the worker (throttled)
 RESULT = "result.json"  # final status, error and result, written once by the worker
@@ -100,15 +101,27 @@ def decimate(points: list[Any], limit: int | None) -> list[Any]:
     return [points[round(i * last / (limit - 1))] for i in range(limit)]
 
 
-def write_json(path: Path, data: dict[str, Any], durable: bool = False) -> None:
-    """Replace `path` atomically; `durable` also fsyncs (for files that must survive a crash)."""
+def worker_args(job_dir: Path | None, data_root: Path, cache_dir: Path) -> list[str]:
+    """The worker's command line after the interpreter: `-m sft_ui.worker [JOB_DIR] --data-root .. --cache-dir ..`
+    (no JOB_DIR for a spare, which reads it on stdin)."""
+    job = [str(job_dir)] if job_dir is not None else []
+    return ["-m", WORKER_MODULE, *job, "--data-root", str(data_root), "--cache-dir", str(cache_dir)]
+
+
+def write_text(path: Path, text: str, durable: bool = False) -> None:
+    """Replace `path` atomically (temp file + rename); `durable` also fsyncs (files that must survive a crash)."""
     tmp = path.with_name(f".{path.name}.tmp")
     with open(tmp, "w", encoding="utf-8") as fh:
-        json.dump(data, fh, ensure_ascii=False)
+        fh.write(text)
         if durable:
             fh.flush()
             os.fsync(fh.fileno())
     os.replace(tmp, path)
+
+
+def write_json(path: Path, data: dict[str, Any], durable: bool = False) -> None:
+    """Replace `path` atomically with `data` as JSON; `durable` also fsyncs."""
+    write_text(path, json.dumps(data, ensure_ascii=False), durable)
 
 
 def read_json(path: Path) -> dict[str, Any] | None:

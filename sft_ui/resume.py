@@ -3,7 +3,6 @@
 from __future__ import annotations
 
 import json
-import os
 import re
 from pathlib import Path
 from typing import Any
@@ -44,9 +43,7 @@ def trim_metrics(path: Path, step: int) -> int:
             continue
         if isinstance(point, dict) and isinstance(point.get("step"), int | float) and point["step"] <= step:
             kept.append(line)
-    tmp = path.with_name(f".{path.name}.tmp")
-    tmp.write_text("".join(f"{line}\n" for line in kept), encoding="utf-8")
-    os.replace(tmp, path)
+    jobdir.write_text(path, "".join(f"{line}\n" for line in kept))
     return len(lines) - len(kept)
 
 

@@ -14,12 +14,14 @@ import sys
 import threading
 from pathlib import Path
 
+from sft_ui import jobdir
+
 
 class Spare:
     """Keeps at most one spare worker; `take` hands it over and `refill` starts the next."""
 
     def __init__(self, data_root: Path, cache_dir: Path, env: dict[str, str]) -> None:
-        self._args = ["--data-root", str(data_root), "--cache-dir", str(cache_dir)]
+        self._args = jobdir.worker_args(None, data_root, cache_dir)
         self._cwd = str(data_root)
         self._env = env
         self._lock = threading.Lock()
@@ -34,7 +36,7 @@ class Spare:
                 return
             self._ready = False
             self._process = subprocess.Popen(
-                [sys.executable, "-m", "sft_ui.worker", "--spare", *self._args, "--server-pid", str(os.getpid())],
+                [sys.executable, *self._args, "--spare", "--server-pid", str(os.getpid())],
                 stdin=subprocess.PIPE, stdout=subprocess.PIPE, stderr=subprocess.DEVNULL,
                 start_new_session=True, env=self._env, cwd=self._cwd,
             )

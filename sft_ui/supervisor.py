@@ -12,7 +12,7 @@ import time
 from pathlib import Path
 from typing import Any
 
-from sft_ui import jobdir, settings
+from sft_ui import jobdir, pids, settings
 
 log = logging.getLogger(__name__)
 
@@ -53,7 +53,7 @@ class Run:
                 self.ask_to_stop()
             elif stop_sent_at is not None and time.monotonic() - stop_sent_at > settings.stop_grace_seconds():
                 log.warning("job %s did not stop within the grace period; killing it", self.job_id)
-                kill_all(self.process.pid, self.job_dir)
+                pids.kill_all(self.process.pid, self.job_dir)
             try:  # returns as soon as the worker exits, so the job ends without a polling delay
                 self.process.wait(0.1 if self.stop_requested.is_set() else 0.25)
             except subprocess.TimeoutExpired:
@@ -71,9 +71,9 @@ class Run:
         assert self.process is not None
         (self.job_dir / jobdir.STOP).touch()
         if self.live.get("phase") in EARLY_PHASES:
-            kill_all(self.process.pid, self.job_dir)
+            pids.kill_all(self.process.pid, self.job_dir)
         elif self.processes == 1:
-            killpg(self.process.pid, signal.SIGTERM)
+            pids.killpg(self.process.pid, signal.SIGTERM)
         # Several processes: the stop file alone, so that they stop after the same step (a signal to torch's
         # launcher would make it kill them after 30 s, mid-save).
 
@@ -82,8 +82,7 @@ def start_worker(job_dir: Path, data_dir: Path, cache_dir: Path) -> subprocess.P
     """`python -m sft_ui.worker JOB_DIR` in a session of its own (one signal reaches all it starts), logging."""
     with open(job_dir / jobdir.LOG, "ab") as log_file:
         return subprocess.Popen(
-            [sys.executable, "-m", "sft_ui.worker", str(job_dir), "--data-root", str(data_dir),
-             "--cache-dir", str(cache_dir), "--server-pid", str(os.getpid())],
+            [sys.executable, *jobdir.worker_args(job_dir, data_dir, cache_dir), "--server-pid", str(os.getpid())],
             stdout=log_file, stderr=subprocess.STDOUT, stdin=subprocess.DEVNULL,
             start_new_session=True, env=worker_env(), cwd=str(job_dir),
         )
@@ -106,37 +105,7 @@ def worker_env() -> dict[str, str]:
     return env
 
 
-def killpg(pid: int, sig: int) -> None:
-    """Signal the process group led by `pid`; one that is already gone is fine."""
-    try:
-        os.killpg(pid, sig)
-    except (ProcessLookupError, PermissionError):
-        pass
-
-
-def kill_all(pid: int | None, job_dir: Path, skip: int | None = None) -> None:
-    """SIGKILL the worker's process group and every process of the job that recorded its pid (launch.py),
-    but for `skip`."""
-    if pid:
-        killpg(pid, signal.SIGKILL)
-    for path in (job_dir / jobdir.PIDS).glob("*") if (job_dir / jobdir.PIDS).is_dir() else ():
-        if path.name.isdigit() and int(path.name) != skip and is_worker(int(path.name), job_dir):
-            killpg(int(path.name), signal.SIGKILL)  # torch's launcher gives each process its own group
-
-
-def is_worker(pid: int, job_dir: Path) -> bool:
-    """True when `pid` is a live sft_ui worker process of the job in `job_dir`."""
-    try:
-        cmdline = Path(f"/proc/{pid}/cmdline").read_bytes().decode(errors="replace")
-        if "sft_ui.worker" not in cmdline:
-            return False
-        # A spare worker was named no job dir when it started; it moved into the job dir when it got the job.
-        return str(job_dir) in cmdline or Path(f"/proc/{pid}/cwd").resolve() == job_dir.resolve()
-    except OSError:
-        return False
-
-
 def kill_orphan(record: dict[str, Any]) -> None:
     """End a worker that outlived its server, if that pid is still our worker for this job."""
     pid, job_dir = record.get("worker_pid"), Path(record["job_dir"])
-    kill_all(pid if pid and is_worker(pid, job_dir) else None, job_dir)
+    pids.kill_all(pid if pid and pids.is_worker(pid, job_dir) else None, job_dir)

@@ -9,6 +9,7 @@ from sft_ui.data.sources import (
     LOCAL_SUFFIXES,
     DataError,
     check_paths,
+    load_model,
     load_source,
     load_tokenizer,
     resolve_model_path,
@@ -17,6 +18,6 @@ from sft_ui.data.templates import PLAIN_CHAT_TEMPLATE, ensure_chat_template, has
 
 __all__ = [
     "FORMAT_COLUMNS", "LOCAL_SUFFIXES", "PLAIN_CHAT_TEMPLATE", "DataError", "check_paths", "convert", "detect_format",
-    "ensure_chat_template", "has_generation", "load_source", "load_tokenizer", "prepare", "preview", "prompt_style",
-    "resolve_model_path",
+    "ensure_chat_template", "has_generation", "load_model", "load_source", "load_tokenizer", "prepare", "preview",
+    "prompt_style", "resolve_model_path",
 ]

@@ -9,6 +9,7 @@ from typing import TYPE_CHECKING, Any
 
 from sft_ui.config import BUILTIN_MODEL, SFTConfig
 from sft_ui.data.templates import ensure_chat_template
+from sft_ui.errors import one_line
 from sft_ui.settings import private_dir, resolve_inside
 
 if TYPE_CHECKING:
@@ -26,8 +27,7 @@ class DataError(ValueError):
 
 def _cause(exc: BaseException) -> str:
     """First line of an exception, short enough for one message."""
-    text = str(exc).strip()
-    return (text.splitlines()[0][:200] if text else type(exc).__name__)
+    return one_line(exc, 200)
 
 
 def _is_offline(exc: BaseException) -> bool:
@@ -150,3 +150,18 @@ def load_tokenizer(base_model: str, data_root: Path, cache_dir: Path) -> Any:
                              f"{BUILTIN_MODEL} or a model folder under the data root") from exc
         raise ValueError(f"base_model: could not load the tokenizer of {base_model!r}: {_cause(exc)}") from exc
     return ensure_chat_template(tokenizer)
+
+
+def load_model(base_model: str, data_root: Path, cache_dir: Path, path: str | None = None, **kwargs: Any) -> Any:
+    """AutoModelForCausalLM of base_model (or of the folder `path`), never with trust_remote_code; every failure
+    is a ValueError naming base_model in one line. `kwargs` go to from_pretrained (dtype, attention, ...)."""
+    from transformers import AutoModelForCausalLM
+
+    where = path or resolve_model_path(base_model, data_root, cache_dir)
+    try:
+        return AutoModelForCausalLM.from_pretrained(where, trust_remote_code=False, **kwargs)
+    except Exception as exc:  # every failure becomes one actionable line
+        if _is_offline(exc):
+            raise ValueError(f"base_model: the hub could not be reached to load {base_model!r}; use "
+                             f"{BUILTIN_MODEL} or a model folder under the data root") from exc
+        raise ValueError(f"base_model: could not load {base_model!r}: {one_line(exc)}") from exc

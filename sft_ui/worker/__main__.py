@@ -18,6 +18,7 @@ from pathlib import Path
 from typing import Any
 
 from sft_ui import jobdir
+from sft_ui.errors import one_line
 
 _stop = threading.Event()
 _server: int | None = None  # the pid of the process whose end ends us: the server, or a rank's launcher
@@ -124,22 +125,21 @@ def _watch_server(grace: float = 20.0) -> None:
         pass
     time.sleep(grace)
     if _launched is not None:  # the training ranks, each in a session of its own
-        from sft_ui import supervisor
+        from sft_ui import pids
 
-        supervisor.kill_all(None, _launched, skip=os.getpid())
+        pids.kill_all(None, _launched, skip=os.getpid())
     if os.getpgrp() == os.getpid():  # the group we lead: ourselves and the launcher we started
         os.killpg(os.getpid(), signal.SIGKILL)
     os._exit(3)
 
 
-def one_line(exc: BaseException) -> str:
-    """A cause a person can act on, in one line."""
-    text = str(exc).strip().splitlines()[0] if str(exc).strip() else type(exc).__name__
-    name = type(exc).__name__
-    if "OutOfMemory" in name or "out of memory" in text.lower():
+def job_error(exc: BaseException) -> str:
+    """A cause a person can act on, in one line (what to change when the machine ran out of memory)."""
+    text = one_line(exc, 500)
+    if "OutOfMemory" in type(exc).__name__ or "out of memory" in text.lower():
         return ("out of memory: lower batch_size or max_seq_length, turn on use_lora or "
                 "gradient_checkpointing, or use a smaller model")
-    return text[:500]
+    return text
 
 
 def _resume_point(job_dir: Path, reporter: Reporter) -> Path | None:
@@ -218,11 +218,12 @@ def wait_for_job(cache_dir: Path) -> Path | None:
 
 def run_job(job_dir: Path, data_root: Path, cache_dir: Path) -> int:
     """Train the job in `job_dir`: in this process, or in several launched by accelerate (see launch.py)."""
+    from sft_ui import pids
     from sft_ui.worker import launch
 
     rank, count = launch.rank(), launch.processes(job_dir)
     if rank is not None or count > 1:
-        launch.record_pid(job_dir)
+        pids.record(job_dir, rank)
     if rank is None and count > 1:
         global _launched
         _launched = job_dir
@@ -249,7 +250,7 @@ def run_job(job_dir: Path, data_root: Path, cache_dir: Path) -> int:
                        "error": None, "result": result}
     except BaseException as exc:  # noqa: BLE001 - every failure becomes the job's error
         traceback.print_exc()
-        outcome = {"status": "stopped" if _stop.is_set() else "failed", "error": one_line(exc), "result": None}
+        outcome = {"status": "stopped" if _stop.is_set() else "failed", "error": job_error(exc), "result": None}
         if outcome["status"] == "stopped":
             outcome["error"] = None
     reporter.phase("done")

@@ -7,7 +7,6 @@ the job dir so that the server can end every one of them: torch's launcher puts 
 
 from __future__ import annotations
 
-import json
 import os
 import subprocess
 import sys
@@ -42,7 +41,7 @@ def command(job_dir: Path, data_root: Path, cache_dir: Path, count: int) -> list
         where = ["--multi_gpu", "--num_machines", "1", "--main_process_port", str(settings.free_port())]
     return [sys.executable, "-m", "accelerate.commands.launch", *where, "--num_processes", str(count),
             "--mixed_precision", "no", "--dynamo_backend", "no",
-            "-m", "sft_ui.worker", str(job_dir), "--data-root", str(data_root), "--cache-dir", str(cache_dir)]
+            *jobdir.worker_args(job_dir, data_root, cache_dir)]
 
 
 def _fail(job_dir: Path, error: str) -> int:
@@ -75,10 +74,3 @@ def launch(job_dir: Path, data_root: Path, cache_dir: Path, stop: threading.Even
     if jobdir.read_json(job_dir / jobdir.RESULT) is None:
         return _fail(job_dir, f"a training process failed (launcher exit code {process.returncode}); see the log")
     return 0
-
-
-def record_pid(job_dir: Path) -> None:
-    """Note this process's pid in the job dir (jobdir.PIDS), for the server to find it."""
-    folder = job_dir / jobdir.PIDS
-    folder.mkdir(exist_ok=True)
-    (folder / str(os.getpid())).write_text(json.dumps({"rank": rank()}), encoding="utf-8")

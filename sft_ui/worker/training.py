@@ -10,7 +10,7 @@ from pathlib import Path
 from typing import Any, Protocol
 
 import torch
-from transformers import AutoModelForCausalLM, TrainerCallback
+from transformers import TrainerCallback
 
 from sft_ui import data, jobdir
 from sft_ui.config import SFTConfig
@@ -194,16 +194,9 @@ def run(config: SFTConfig, job_dir: Path, data_root: Path, cache_dir: Path, repo
         print(f"[sft-ui] {line}", flush=True)
 
     reporter.phase("loading_model")
-    model_path = data.resolve_model_path(config.base_model, data_root, cache_dir)
     tokenizer = data.load_tokenizer(config.base_model, data_root, cache_dir)
-    try:
-        model = AutoModelForCausalLM.from_pretrained(
-            model_path, dtype=torch.bfloat16 if bf16 else (torch.float16 if fp16 else torch.float32),
-            trust_remote_code=False, **loading,
-        )
-    except OSError as exc:
-        cause = str(exc).strip().splitlines()[0][:300] if str(exc).strip() else type(exc).__name__
-        raise ValueError(f"base_model: could not load {config.base_model!r}: {cause}") from exc
+    model = data.load_model(config.base_model, data_root, cache_dir,
+                            dtype=torch.bfloat16 if bf16 else (torch.float16 if fp16 else torch.float32), **loading)
     if config.padding_free or config.packing:
         check_packed_attention(model)
     if reporter.should_stop():

@@ -3,12 +3,13 @@
 from __future__ import annotations
 
 import math
-import os
 import re
 from pathlib import PurePosixPath
 from typing import Annotated, Any, Literal
 
 from pydantic import BaseModel, BeforeValidator, ConfigDict, Field, ValidationError, field_validator, model_validator
+
+from sft_ui import settings
 
 BUILTIN_MODEL = "builtin:tiny-gpt2"
 BUILTIN_DATASET = "builtin:tasks"
@@ -18,18 +19,13 @@ Scheduler = Literal["linear", "cosine", "cosine_with_restarts", "polynomial", "c
 Precision = Literal["auto", "fp32", "bf16", "fp16"]
 
 
-def _limit(name: str, default: int) -> int:
-    """An upper bound that protects the machine; `SFT_UI_MAX_<NAME>` overrides it."""
-    return int(os.environ.get(f"SFT_UI_MAX_{name.upper()}", default))
-
-
 # Upper limits (settings, documented in README); read once at import.
-MAX_STEPS = _limit("steps", 100_000)
-MAX_BATCH_SIZE = _limit("batch_size", 512)
-MAX_SEQ_LENGTH = _limit("seq_length", 32_768)
-MAX_LORA_R = _limit("lora_r", 1024)
-MAX_NAME_LENGTH = _limit("name_length", 200)
-MAX_PROCESSES = _limit("processes", 8)
+MAX_STEPS = settings.limit("steps", 100_000)
+MAX_BATCH_SIZE = settings.limit("batch_size", 512)
+MAX_SEQ_LENGTH = settings.limit("seq_length", 32_768)
+MAX_LORA_R = settings.limit("lora_r", 1024)
+MAX_NAME_LENGTH = settings.limit("name_length", 200)
+MAX_PROCESSES = settings.limit("processes", 8)
 
 # A lone surrogate cannot be encoded as UTF-8 (the database, JSON answers); Cc control characters
 # (C0, DEL, C1) break names, paths and logs. Prompts may hold newlines and tabs.

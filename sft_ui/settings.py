@@ -70,6 +70,16 @@ def max_configs() -> int:
     return max(1, int(os.environ.get("SFT_UI_MAX_CONFIGS", "1000")))
 
 
+def limit(name: str, default: int) -> int:
+    """An upper bound on a config field that protects the machine; `SFT_UI_MAX_<NAME>` overrides it."""
+    return int(os.environ.get(f"SFT_UI_MAX_{name.upper()}", default))
+
+
+def playground_idle_seconds() -> float:
+    """How long the Playground keeps a job's models loaded without use (`SFT_UI_PLAYGROUND_IDLE_SECONDS`)."""
+    return float(os.environ.get("SFT_UI_PLAYGROUND_IDLE_SECONDS", "600"))
+
+
 def api_key() -> str | None:
     """Optional key that guards the API (`SFT_UI_API_KEY`); None leaves it open."""
     return os.environ.get("SFT_UI_API_KEY") or None

@@ -42,7 +42,7 @@ def _stop_asked(job_dir: Path) -> bool:
     return _stop.is_set()
 
 
-class Reporter:
+class StatusReporter:
     """What training.py tells the server: phase, progress and metrics, through the job dir."""
 
     def __init__(self, job_dir: Path) -> None:
@@ -142,7 +142,7 @@ def job_error(exc: BaseException) -> str:
     return text
 
 
-def _resume_point(job_dir: Path, reporter: Reporter) -> Path | None:
+def _resume_point(job_dir: Path, reporter: StatusReporter) -> Path | None:
     """The checkpoint folder that resume.json (written by JobManager.resume_job) names, or None."""
     resume = jobdir.read_json(job_dir / jobdir.RESUME)
     if not resume:
@@ -231,7 +231,7 @@ def run_job(job_dir: Path, data_root: Path, cache_dir: Path) -> int:
     if rank:  # a data-parallel process other than the first: it trains, the first one reports
         reporter: Any = SilentReporter(job_dir)
     else:
-        reporter = Reporter(job_dir)
+        reporter = StatusReporter(job_dir)
     outcome: dict[str, Any]
     try:
         from sft_ui.config import SFTConfig
@@ -244,7 +244,7 @@ def run_job(job_dir: Path, data_root: Path, cache_dir: Path) -> int:
             from sft_ui.worker import training  # heavy: torch, transformers, trl, peft
 
             result = training.run(config, job_dir, data_root, cache_dir, reporter, resume_from=resume)
-            if isinstance(reporter, Reporter):
+            if isinstance(reporter, StatusReporter):
                 result["phase_seconds"] = {**reporter.phase_seconds, "finished": reporter.since_start()}
             outcome = {"status": "stopped" if result.get("stopped_early") else "completed",
                        "error": None, "result": result}

@@ -216,11 +216,12 @@ def time_ui(data: Path, ids: list[str], calls: int) -> dict[str, dict[str, float
     import gradio as gr
 
     from sft_ui.manager import JobManager
+    from sft_ui.playground import Playground
     from sft_ui.web.ui import build_ui
     from sft_ui.web.ui import views as ui_views
 
     manager = JobManager(data_dir=data).start()
-    demo = build_ui(manager)
+    demo = build_ui(manager, Playground(manager))
     timer = next(block for block in demo.blocks.values() if isinstance(block, gr.Timer))
     ticks = {}
     for fn in demo.fns.values():

@@ -16,7 +16,8 @@ from typing import Any
 from sft_ui import jobdir, settings
 from sft_ui.builtin import is_builtin
 from sft_ui.config import check_text
-from sft_ui.manager import ACTIVE, JobManager, StateError
+from sft_ui.manager import JobManager, StateError
+from sft_ui.status import ACTIVE
 
 log = logging.getLogger(__name__)
 

@@ -21,6 +21,7 @@ from sft_ui.artifacts import is_adapter, saved_model
 from sft_ui.builtin import alpaca_prompt, builtin_rows
 from sft_ui.config import BUILTIN_DATASET, check_text
 from sft_ui.manager import JobManager, StateError
+from sft_ui.status import JobStatus
 
 log = logging.getLogger(__name__)
 
@@ -100,14 +101,17 @@ class _Loaded:
 
 
 class Playground:
-    """Holds one job's base and tuned model and answers prompts with both; thread-safe."""
+    """Holds one job of `manager` with its base and tuned model and answers prompts with both; thread-safe.
 
-    def __init__(self, idle: float | None = None) -> None:
+    The app makes one (`build_app` puts it on `app.state.playground`); its models are its own, not the process's.
+    """
+
+    def __init__(self, manager: JobManager, idle: float | None = None) -> None:
+        self.manager = manager
         self.idle = idle_seconds() if idle is None else idle
         self._lock = threading.Lock()  # one load or generation at a time
         self._loaded: _Loaded | None = None
         self._last_used = 0.0
-        self._manager: JobManager | None = None
         self._watcher: threading.Thread | None = None
 
     def loaded_job(self) -> str | None:
@@ -115,20 +119,20 @@ class Playground:
         loaded = self._loaded
         return loaded.job_id if loaded else None
 
-    def load(self, manager: JobManager, job_id: str) -> dict[str, Any]:
+    def load(self, job_id: str) -> dict[str, Any]:
         """Load the job's models (releasing another job's): {job_id, prompt_style, adapter, device}."""
         with self._lock:
-            loaded = self._ensure(manager, job_id)
+            loaded = self._ensure(job_id)
             return {"job_id": job_id, "prompt_style": loaded.style, "adapter": loaded.base is None,
                     "device": loaded.device}
 
-    def generate(self, manager: JobManager, job_id: str, prompt: str, max_new_tokens: int = 64,
+    def generate(self, job_id: str, prompt: str, max_new_tokens: int = 64,
                  temperature: float = 0.0, top_p: float = 1.0, input: str = "") -> dict[str, Any]:  # noqa: A002
         """The base and tuned answers to `prompt` written as in training; temperature 0 is greedy."""
         check_settings(prompt, max_new_tokens, temperature, top_p, input)
         began = time.monotonic()
         with self._lock:
-            loaded = self._ensure(manager, job_id)
+            loaded = self._ensure(job_id)
             text, ids = format_prompt(loaded.style, loaded.tokenizer, prompt, input)
             room = max_new_tokens
             if loaded.max_positions:
@@ -148,16 +152,15 @@ class Playground:
             self._release()
 
     # --- internals (called with the lock held) ---
-    def _ensure(self, manager: JobManager, job_id: str) -> _Loaded:
-        record, model_dir = saved_model(manager, job_id)
+    def _ensure(self, job_id: str) -> _Loaded:
+        record, model_dir = saved_model(self.manager, job_id)
         key = f"{model_dir}:{_mtime(model_dir)}"
         if self._loaded is not None and self._loaded.key == key:
             return self._loaded
         self._release()
-        if _gpu_is_busy(manager):
+        if self._gpu_is_busy():
             raise StateError("the GPU is busy: every training slot is taken; try the playground when a job ends")
-        self._loaded = _load(manager, job_id, key, record, model_dir)
-        self._manager = manager
+        self._loaded = _load(self.manager, job_id, key, record, model_dir)
         self._last_used = time.monotonic()
         if self._watcher is None:  # it ends once nothing is loaded (see _watch)
             self._watcher = threading.Thread(target=self._watch, name="playground-idle", daemon=True)
@@ -180,7 +183,7 @@ class Playground:
         """Release the models after `idle` seconds without use, or when training needs the GPU."""
         while True:
             time.sleep(max(0.05, min(5.0, self.idle / 4)))
-            loaded, manager = self._loaded, self._manager
+            loaded = self._loaded
             if loaded is None:
                 with self._lock:  # _ensure starts a new watcher under this lock
                     if self._loaded is None:
@@ -188,13 +191,21 @@ class Playground:
                         return
                 continue
             idle = time.monotonic() - self._last_used > self.idle
-            if (idle or (loaded.device == "cuda" and manager is not None and _gpu_is_busy(manager))) \
+            if (idle or (loaded.device == "cuda" and self._gpu_is_busy())) \
                     and self._lock.acquire(timeout=0.1):
                 try:
                     if self._loaded is loaded:
                         self._release()
                 finally:
                     self._lock.release()
+
+    def _gpu_is_busy(self) -> bool:
+        """True on a single-GPU machine whose training slots are all taken."""
+        import torch
+
+        if not torch.cuda.is_available() or torch.cuda.device_count() != 1:
+            return False
+        return self.manager.count_jobs(JobStatus.RUNNING) >= self.manager.max_concurrent_jobs
 
     @staticmethod
     def _answer(loaded: _Loaded, model: Any, ids: list[int], settings: dict[str, Any]) -> str:
@@ -223,15 +234,6 @@ class Playground:
 def _mtime(folder: Path) -> float:
     """The newest modification time of the folder's files (changes when a resumed job saves again)."""
     return max((p.stat().st_mtime for p in folder.iterdir() if p.is_file()), default=0.0)
-
-
-def _gpu_is_busy(manager: JobManager) -> bool:
-    """True on a single-GPU machine whose training slots are all taken."""
-    import torch
-
-    if not torch.cuda.is_available() or torch.cuda.device_count() != 1:
-        return False
-    return len(manager.list_jobs(status="running")) >= manager.max_concurrent_jobs
 
 
 def _load(manager: JobManager, job_id: str, key: str, record: dict[str, Any], model_dir: Path) -> _Loaded:
@@ -263,6 +265,3 @@ def _load(manager: JobManager, job_id: str, key: str, record: dict[str, Any], mo
     max_positions = getattr(config, "max_position_embeddings", None)
     log.info("playground: loaded job %s on %s", job_id, device)
     return _Loaded(job_id, key, tokenizer, tuned, base, prompt_style(record), device, max_positions)
-
-
-PLAYGROUND = Playground()  # the server's one playground

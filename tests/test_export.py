@@ -15,7 +15,7 @@ import pytest
 from sft_ui import artifacts
 from sft_ui.builtin import alpaca_prompt, builtin_model_path, builtin_rows
 from sft_ui.manager import JobManager
-from sft_ui.playground import PLAYGROUND
+from sft_ui.playground import Playground
 from tests.helpers import fake_trained_job, rest_client
 
 Trained = tuple[JobManager, str]  # the conftest fixture: a manager and its trained job
@@ -63,7 +63,7 @@ def test_download_zips_the_adapter_tokenizer_config_and_metrics(trained_job: Tra
     tokenizer = AutoTokenizer.from_pretrained(tmp_path / "model")
     row = builtin_rows("test")[0]
     [ids] = greedy(model, tokenizer, [alpaca_prompt(row["instruction"], row["input"])], tokens=8)
-    played = PLAYGROUND.generate(manager, job_id, row["instruction"], max_new_tokens=8, input=row["input"])
+    played = Playground(manager).generate(job_id, row["instruction"], max_new_tokens=8, input=row["input"])
     assert tokenizer.decode(ids, skip_special_tokens=True) == played["tuned"]  # the same model as the playground's
 
     assert client.get("/api/sft/jobs/nope0000/download").status_code == 404

@@ -9,7 +9,7 @@ import pytest
 
 from sft_ui.builtin import alpaca_prompt, builtin_model_path, builtin_rows
 from sft_ui.manager import JobManager, StateError
-from sft_ui.playground import PLAYGROUND, Playground
+from sft_ui.playground import Playground
 from tests.helpers import fake_trained_job, rest_client
 
 HELD_OUT = 30
@@ -20,8 +20,9 @@ def test_the_tuned_model_answers_held_out_builtin_tasks_better_than_the_base(tra
     manager, job_id = trained_job
     rows = builtin_rows("test")[:HELD_OUT]
     base_hits = tuned_hits = differ = 0
+    playground = Playground(manager)
     for row in rows:
-        out = PLAYGROUND.generate(manager, job_id, row["instruction"], max_new_tokens=16, input=row["input"])
+        out = playground.generate(job_id, row["instruction"], max_new_tokens=16, input=row["input"])
         assert out["prompt_formatted"] == alpaca_prompt(row["instruction"], row["input"])  # as in training
         assert out["prompt_style"] == "alpaca"
         base_hits += out["base"].strip() == row["output"]
@@ -30,7 +31,7 @@ def test_the_tuned_model_answers_held_out_builtin_tasks_better_than_the_base(tra
     print(f"exact match on {HELD_OUT} held-out built-in tasks: base {base_hits}, tuned {tuned_hits}")
     assert differ >= HELD_OUT // 2
     assert tuned_hits >= base_hits + HELD_OUT // 5, (base_hits, tuned_hits)
-    assert PLAYGROUND.loaded_job() == job_id  # kept loaded for the next prompt
+    assert playground.loaded_job() == job_id  # kept loaded for the next prompt
 
 
 def test_rest_generate_and_its_errors(trained_job: Trained) -> None:
@@ -64,14 +65,14 @@ def test_rest_generate_and_its_errors(trained_job: Trained) -> None:
 
 def test_one_job_is_loaded_at_a_time_and_released_when_idle(trained_job: Trained, builtin_cache: Path) -> None:
     manager, job_id = trained_job
-    playground = Playground(idle=1.0)
+    playground = Playground(manager, idle=1.0)
     # A "fine-tune" whose model is the base itself, on chat data: both answers agree; the chat template is used.
     chat_job = fake_trained_job(manager, {"use_lora": False, "dataset_format": "messages"},
                                 builtin_model_path(builtin_cache))
     try:
-        playground.generate(manager, job_id, "Say the last word.", max_new_tokens=4, input="red blue green")
+        playground.generate(job_id, "Say the last word.", max_new_tokens=4, input="red blue green")
         assert playground.loaded_job() == job_id
-        out = playground.generate(manager, chat_job, "Say the last word.", max_new_tokens=6)
+        out = playground.generate(chat_job, "Say the last word.", max_new_tokens=6)
         assert playground.loaded_job() == chat_job  # picking another job released the first
         assert out["prompt_style"] == "chat" and out["base"] == out["tuned"]
         assert out["prompt_formatted"] == "<|im_start|>user\nSay the last word.<|im_end|>\n<|im_start|>assistant\n"
@@ -80,7 +81,7 @@ def test_one_job_is_loaded_at_a_time_and_released_when_idle(trained_job: Trained
             assert time.monotonic() < deadline, "the idle models were not released"
             time.sleep(0.1)
         with pytest.raises(ValueError, match=r"prompt: \d+ tokens; this model reads at most 512"):
-            playground.generate(manager, chat_job, "1" * 600)  # one token per digit
+            playground.generate(chat_job, "1" * 600)  # one token per digit
     finally:
         playground.release()
 
@@ -88,4 +89,4 @@ def test_one_job_is_loaded_at_a_time_and_released_when_idle(trained_job: Trained
 def test_a_running_job_cannot_be_tried_yet(manager: JobManager) -> None:
     job_id = manager.create_job({"max_steps": 5})
     with pytest.raises(StateError, match="is pending"):
-        Playground().generate(manager, job_id, "hello")
+        Playground(manager).generate(job_id, "hello")

@@ -9,16 +9,17 @@ import pytest
 
 from sft_ui.config import SFTConfig, field_groups
 from sft_ui.manager import JobManager
+from sft_ui.playground import Playground
 from sft_ui.presets import BUILTIN_PRESETS, preset_config
 from sft_ui.web.gradio_api import API_NAMES
-from sft_ui.web.ui import build_ui, views
+from sft_ui.web.ui import build_ui, form, views
 
-SPECS = [spec for group in views.form_specs().values() for spec in group]
+SPECS = [spec for group in form.form_specs().values() for spec in group]
 
 
 def test_the_form_has_every_field_with_its_default_bounds_and_help() -> None:
     assert [s.name for s in SPECS] == list(SFTConfig.model_fields)
-    assert list(views.form_specs()) == list(field_groups())
+    assert list(form.form_specs()) == list(field_groups())
     by_name = {s.name: s for s in SPECS}
     assert by_name["max_steps"].info.endswith("[1 ≤ x ≤ 100,000]") and by_name["max_steps"].optional
     assert by_name["learning_rate"].info == "Peak learning rate. [0 < x ≤ 1]"
@@ -28,18 +29,18 @@ def test_the_form_has_every_field_with_its_default_bounds_and_help() -> None:
 
 def test_the_default_form_is_the_default_config() -> None:
     values = [s.default for s in SPECS]
-    assert SFTConfig(**views.form_to_config(SPECS, values)) == SFTConfig()
-    assert views.config_to_form(SPECS, SFTConfig().model_dump()) == values
+    assert SFTConfig(**form.form_to_config(SPECS, values)) == SFTConfig()
+    assert form.config_to_form(SPECS, SFTConfig().model_dump()) == values
 
 
 def test_form_values_convert_to_config_values() -> None:
     values = dict(zip([s.name for s in SPECS], [s.default for s in SPECS], strict=True))
     values.update(max_steps="", max_samples=" 50 ", batch_size=4.0, lora_target_modules="c_attn, c_proj\nc_fc,",
                   job_name="  run 1 ")
-    config = SFTConfig(**views.form_to_config(SPECS, list(values.values())))
+    config = SFTConfig(**form.form_to_config(SPECS, list(values.values())))
     assert config.max_steps is None and config.max_samples == 50 and config.batch_size == 4
     assert config.lora_target_modules == ["c_attn", "c_proj", "c_fc"] and config.job_name == "run 1"
-    back = dict(zip([s.name for s in SPECS], views.config_to_form(SPECS, config.model_dump()), strict=True))
+    back = dict(zip([s.name for s in SPECS], form.config_to_form(SPECS, config.model_dump()), strict=True))
     assert back["max_steps"] == "" and back["max_samples"] == "50"
     assert back["lora_target_modules"] == "c_attn, c_proj, c_fc"
 
@@ -47,7 +48,7 @@ def test_form_values_convert_to_config_values() -> None:
 @pytest.mark.parametrize("name", list(BUILTIN_PRESETS))
 def test_every_builtin_preset_is_a_valid_config(name: str) -> None:
     assert SFTConfig(**preset_config(name)).model_dump() == preset_config(name)
-    assert views.config_to_form(SPECS, preset_config(name))
+    assert form.config_to_form(SPECS, preset_config(name))
 
 
 def test_table_rows_and_progress_text() -> None:
@@ -136,7 +137,7 @@ def test_preview_html_marks_what_carries_the_loss() -> None:
 
 def test_build_ui_touches_no_data_and_exposes_exactly_the_named_endpoints(tmp_path) -> None:
     manager = JobManager(data_dir=tmp_path / "data")
-    demo = build_ui(manager)
+    demo = build_ui(manager, Playground(manager))
     assert isinstance(demo, gr.Blocks)
     assert not (tmp_path / "data").exists()  # building the page opens nothing and starts nothing
     public = sorted(fn.api_name for fn in demo.fns.values() if fn.api_visibility == "public")

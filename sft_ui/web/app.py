@@ -14,7 +14,8 @@ from fastapi.responses import JSONResponse
 from starlette.types import ASGIApp, Receive, Scope, Send
 
 from sft_ui import settings
-from sft_ui.manager import JobManager, sft_job_manager
+from sft_ui.manager import JobManager
+from sft_ui.playground import Playground
 from sft_ui.web import rest, rest_artifacts
 from sft_ui.web.ui import build_ui
 
@@ -22,12 +23,18 @@ log = logging.getLogger("sft_ui.app")
 
 
 def build_app(manager: JobManager | None = None) -> FastAPI:
-    """The FastAPI app: REST router, JSON error handlers, and the Gradio Blocks mounted at '/'."""
-    manager = manager or sft_job_manager
+    """The FastAPI app over `manager` (a new JobManager when None): REST routers, JSON errors, the UI at '/'.
+
+    The app owns the manager and its Playground (`app.state.sft_manager`, `app.state.playground`); handlers get them
+    from there.
+    """
+    manager = manager or JobManager()
+    playground = Playground(manager)
 
     @contextlib.asynccontextmanager
     async def lifespan(app: FastAPI) -> AsyncIterator[None]:
-        log.info("data dir %s", manager.store_root())  # opens the database; recovers and resumes jobs
+        manager.start()  # opens the database, recovers the jobs a stopped server left, starts the spare
+        log.info("data dir %s", manager.data_dir)
         yield
         manager.shutdown()  # running jobs save what they have and end `stopped`
 
@@ -42,13 +49,14 @@ def build_app(manager: JobManager | None = None) -> FastAPI:
         redirect_slashes=False,
     )
     app.state.sft_manager = manager
+    app.state.playground = playground
     rest.install_error_handlers(app)
     app.include_router(rest.router)
     app.include_router(rest_artifacts.router)  # playground, download, merge, push
     key = settings.api_key()
     # With a key, the Gradio UI and its API ask for it too: any user name, the key as password.
     auth = (lambda _user, password: secrets.compare_digest(str(password).encode(), key.encode())) if key else None
-    blocks = build_ui(manager)
+    blocks = build_ui(manager, playground)
     app = gr.mount_gradio_app(app, blocks, path="/", auth=auth, ssr_mode=False)
     _calm_queue(blocks)
     names = {fn.api_name for fn in blocks.fns.values() if fn.api_name and fn.api_visibility != "private"}

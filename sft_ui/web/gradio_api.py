@@ -1,5 +1,6 @@
 """The named Gradio endpoints for gradio_client: the REST API's calls, with the same JSON in and out."""
 
+from collections.abc import Callable
 from typing import Any
 
 import gradio as gr
@@ -7,11 +8,11 @@ from pydantic import ValidationError
 
 from sft_ui.config import check_text, describe_errors
 from sft_ui.manager import JobManager, NotFoundError, StateError
+from sft_ui.playground import Playground
 from sft_ui.store import StoreWriteError
-from sft_ui.web.ui import artifacts as ui_artifacts
 
 API_NAMES = ("train", "list_jobs", "get_job", "stop_job", "get_metrics", "save_config", "list_configs", "get_config",
-             *ui_artifacts.API_NAMES)
+             "generate", "resume_job")
 
 
 def explain(exc: Exception) -> str:
@@ -23,8 +24,8 @@ def explain(exc: Exception) -> str:
     return str(exc)
 
 
-def add_api(manager: JobManager) -> None:
-    """The named endpoints for gradio_client: the same JSON in and out as the REST API."""
+def add_api(manager: JobManager, playground: Playground) -> None:
+    """The named endpoints for gradio_client (call inside the Blocks): the same JSON in and out as the REST API."""
 
     def call(fn: Any, *args: Any) -> Any:
         """Run a JobManager call; its errors reach the client as gr.Error naming what was wrong."""
@@ -74,4 +75,26 @@ def add_api(manager: JobManager) -> None:
 
     for fn in (train, list_jobs, get_job, stop_job, get_metrics, save_config, list_configs, get_config):
         gr.api(fn, api_name=fn.__name__, concurrency_limit=None)
-    ui_artifacts.add_api(manager, call)  # generate, resume_job
+    _add_artifact_api(manager, playground, call)
+
+
+def _add_artifact_api(manager: JobManager, playground: Playground, call: Callable[..., Any]) -> None:
+    """The named endpoints `generate` and `resume_job`; `call` turns the manager's errors into gr.Error."""
+
+    def generate(job_id: str, prompt: str, max_new_tokens: int = 64, temperature: float = 0.0, top_p: float = 1.0,
+                 input: str = "") -> dict:  # noqa: A002 - alpaca's field name
+        """The base and tuned answers to `prompt`, written as in training: {base, tuned, prompt_formatted, ...}."""
+        tokens = int(max_new_tokens) if isinstance(max_new_tokens, float) and max_new_tokens.is_integer() \
+            else max_new_tokens
+        job_id = call(check_text, job_id, "job_id")
+        return call(playground.generate, job_id, prompt, tokens, temperature, top_p, input or "")
+
+    def resume_job(job_id: str) -> dict:
+        """Continue a stopped or failed job from its last checkpoint: {message, job_id, status, step}."""
+        record = call(manager.resume_job, call(check_text, job_id, "job_id"))
+        step = record["resumed"]["from_step"]
+        return {"message": f"Job {job_id} resumed from step {step}", "job_id": job_id, "status": record["status"],
+                "step": step}
+
+    for fn in (generate, resume_job):
+        gr.api(fn, api_name=fn.__name__)

@@ -13,11 +13,11 @@ from pydantic import BaseModel, ConfigDict, Field, ValidationError
 
 from sft_ui import settings
 from sft_ui.config import SFTConfig, Text, describe_errors
-from sft_ui.manager import STATUSES, JobManager, NotFoundError, sft_job_manager
+from sft_ui.manager import JobManager, NotFoundError
+from sft_ui.status import STATUSES, JobStatus
 from sft_ui.store import StoreWriteError
 
 PREFIX = "/api/sft"
-JobStatus = Literal["pending", "running", "completed", "failed", "stopped"]  # the contract's, = jobs.STATUSES
 UNAUTHORIZED = "missing or wrong API key: send 'Authorization: Bearer <SFT_UI_API_KEY>'"
 
 # --- request and response models (they are what /docs shows) ---
@@ -155,8 +155,8 @@ class ErrorResponse(BaseModel):
 
 
 def get_manager(request: Request) -> JobManager:
-    """The JobManager behind the API: `app.state.sft_manager` when set, else the process-wide one."""
-    return getattr(request.app.state, "sft_manager", None) or sft_job_manager
+    """The JobManager behind the API: `app.state.sft_manager`, set by build_app."""
+    return request.app.state.sft_manager
 
 
 def _key_ok(given: str | None) -> bool:

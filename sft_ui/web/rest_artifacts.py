@@ -5,15 +5,15 @@ from __future__ import annotations
 import contextlib
 import logging
 from collections.abc import AsyncIterator
+from typing import Annotated
 
-from fastapi import APIRouter, Depends, FastAPI
+from fastapi import APIRouter, Depends, FastAPI, Request
 from fastapi.responses import FileResponse
 from pydantic import BaseModel, ConfigDict, Field
 
 from sft_ui import artifacts
 from sft_ui.config import MultilineText, Text
-from sft_ui.manager import sft_job_manager
-from sft_ui.playground import MAX_NEW_TOKENS, MAX_PROMPT_CHARS, PLAYGROUND
+from sft_ui.playground import MAX_NEW_TOKENS, MAX_PROMPT_CHARS, Playground
 from sft_ui.web.rest import ERRORS, PREFIX, Manager, require_api_key
 
 log = logging.getLogger(__name__)
@@ -71,9 +71,8 @@ class PushResponse(BaseModel):
 @contextlib.asynccontextmanager
 async def _sweep_exports(app: FastAPI) -> AsyncIterator[None]:
     """At the server's start, delete download zips older than an hour (each new export does too)."""
-    manager = getattr(app.state, "sft_manager", None) or sft_job_manager
     try:
-        artifacts.remove_old_exports(manager)
+        artifacts.remove_old_exports(app.state.sft_manager)
     except OSError as exc:  # a read-only data dir still serves; exports will say what is wrong
         log.warning("could not sweep old download zips: %s", exc)
     yield
@@ -84,11 +83,15 @@ router = APIRouter(prefix=PREFIX, tags=["sft"], dependencies=[Depends(require_ap
                    lifespan=_sweep_exports)
 
 
+def get_playground(request: Request) -> Playground:
+    """The app's playground: `app.state.playground`, made by build_app."""
+    return request.app.state.playground
+
+
 @router.post("/jobs/{job_id}/generate", response_model=GenerateResponse, summary="Try the tuned model")
-def generate(job_id: str, body: GenerateRequest, manager: Manager) -> dict:
+def generate(job_id: str, body: GenerateRequest, playground: Annotated[Playground, Depends(get_playground)]) -> dict:
     """Answer a prompt with the base and the tuned model of a completed or stopped job (400 without a model)."""
-    return PLAYGROUND.generate(manager, job_id, body.prompt, body.max_new_tokens, body.temperature, body.top_p,
-                               body.input)
+    return playground.generate(job_id, body.prompt, body.max_new_tokens, body.temperature, body.top_p, body.input)
 
 
 @router.get("/jobs/{job_id}/download", response_class=FileResponse, summary="Download the model",

@@ -1,140 +1,19 @@
-"""Pure formatting for the UI: form fields from SFTConfig, the jobs table, plots' data, HTML snippets."""
+"""Pure formatting for the UI (no manager calls but jobs_table's reads): jobs table, job panel, plots, HTML."""
 
 import math
-import types
-import typing
 from dataclasses import dataclass
 from typing import Any
 
-import annotated_types as at
 import pandas as pd
-from pydantic.fields import FieldInfo
 
 from sft_ui import jobdir
-from sft_ui.config import SFTConfig, field_groups
 from sft_ui.escaping import escape
+from sft_ui.status import JobStatus
 
 MAX_PLOT_POINTS = 1000
 TABLE_PAGE = 50  # rows of the jobs table: the newest jobs (older ones are in the job picker)
 TABLE_HEADERS = ["name", "id", "model", "data set", "status", "step/total", "last loss", "ETA", "created"]
-ACTIVE = ("pending", "running")
 LOSS_SERIES = ("train", "eval")
-_WORDS = {"lora": "LoRA", "lr": "LR", "seq": "sequence", "eval": "eval"}
-
-
-@dataclass(frozen=True)
-class FieldSpec:
-    """How one SFTConfig field appears in the form."""
-
-    name: str
-    kind: str  # "text", "int", "float", "choice", "bool", "list"
-    label: str
-    info: str
-    default: Any
-    choices: tuple[str, ...] = ()
-    optional: bool = False
-
-
-def _label(name: str) -> str:
-    """'lora_target_modules' -> 'LoRA target modules'."""
-    words = [_WORDS.get(w, w) for w in name.split("_")]
-    first = words[0] if words[0][:1].isupper() else words[0].capitalize()
-    return " ".join([first, *words[1:]])
-
-
-def _bounds(field: FieldInfo) -> str:
-    """The field's bounds as text, e.g. '1 ≤ x ≤ 100000'."""
-    low = high = ""
-    for item in field.metadata:
-        if isinstance(item, at.Ge):
-            low = f"{_num(item.ge)} ≤ "
-        elif isinstance(item, at.Gt):
-            low = f"{_num(item.gt)} < "
-        elif isinstance(item, at.Le):
-            high = f" ≤ {_num(item.le)}"
-        elif isinstance(item, at.Lt):
-            high = f" < {_num(item.lt)}"
-    return f"{low}x{high}" if low or high else ""
-
-
-def _num(value: Any) -> str:
-    """A bound as people write it: 100,000 or 0.5."""
-    return f"{value:,}" if isinstance(value, int) else f"{value:g}"
-
-
-def field_spec(name: str, field: FieldInfo) -> FieldSpec:
-    """The form spec of one field, read from its annotation, default, bounds and description."""
-    annotation = field.annotation
-    args = typing.get_args(annotation)
-    optional = isinstance(annotation, types.UnionType) and type(None) in args
-    base = next(a for a in args if a is not type(None)) if optional else annotation
-    default = field.get_default(call_default_factory=True)
-    if optional:
-        default = "" if default is None else str(default)
-    info = field.description or ""
-    choices: tuple[str, ...] = ()
-    if typing.get_origin(base) is typing.Literal:
-        kind, choices = "choice", tuple(typing.get_args(base))
-    elif base is bool:
-        kind = "bool"
-    elif base is int or base is float:
-        kind = base.__name__
-        bounds = _bounds(field)
-        info = f"{info} [{bounds}]" if bounds else info
-    elif typing.get_origin(base) is list:
-        kind, default = "list", ", ".join(default)
-        info = f"{info} Comma-separated."
-    else:
-        kind = "text"
-    return FieldSpec(name, kind, _label(name), info, default, choices, optional)
-
-
-def number_step(spec: FieldSpec) -> float:
-    """The spinner step of a number field: 1 for ints, the default's order of magnitude for floats."""
-    if spec.kind == "int":
-        return 1
-    default = float(spec.default or 0)
-    return 10 ** math.floor(math.log10(default)) if default > 0 else 0.01
-
-
-def form_specs() -> dict[str, list[FieldSpec]]:
-    """Every SFTConfig field's spec, grouped and ordered like config.field_groups()."""
-    fields = SFTConfig.model_fields
-    return {group: [field_spec(name, fields[name]) for name in names] for group, names in field_groups().items()}
-
-
-def form_to_config(specs: list[FieldSpec], values: list[Any]) -> dict[str, Any]:
-    """Form values -> a config dict (not yet validated: SFTConfig names whatever is wrong).
-
-    Optional numbers come from text boxes (gr.Number cannot be empty): '' is None, other text goes to
-    SFTConfig as typed, which parses it or says why not.
-    """
-    config: dict[str, Any] = {}
-    for spec, value in zip(specs, values, strict=True):
-        if spec.kind == "list":
-            value = [part.strip() for part in str(value or "").replace("\n", ",").split(",") if part.strip()]
-        elif isinstance(value, str) and (spec.kind == "text" or spec.optional):
-            value = value.strip()
-            value = None if spec.optional and not value else value
-        elif spec.kind == "int" and isinstance(value, float) and value.is_integer():
-            value = int(value)
-        config[spec.name] = value
-    return config
-
-
-def config_to_form(specs: list[FieldSpec], config: dict[str, Any]) -> list[Any]:
-    """A config dict -> form values; fields it lacks take SFTConfig's defaults."""
-    full = {**SFTConfig().model_dump(), **config}
-    return [_form_value(spec, full[spec.name]) for spec in specs]
-
-
-def _form_value(spec: FieldSpec, value: Any) -> Any:
-    """One config value as its form component shows it."""
-    if spec.kind == "list":
-        return ", ".join(value)
-    if spec.optional:
-        return "" if value is None else str(value)
-    return value
 
 
 # --- jobs table ---
@@ -178,7 +57,7 @@ def table_rows(records: list[dict[str, Any]]) -> list[list[str]]:
     rows = []
     for r in records:
         config = r.get("config") or {}
-        eta = (r.get("progress") or {}).get("eta_seconds") if r["status"] == "running" else None
+        eta = (r.get("progress") or {}).get("eta_seconds") if r["status"] == JobStatus.RUNNING else None
         status = r["status"] + (f" (#{r['queue_position']} in queue)" if r.get("queue_position") else "")
         rows.append([r.get("name") or "", r["job_id"], config.get("base_model", ""), config.get("dataset_name", ""),
                      status, step_text(r), fmt_loss(last_loss(r)), fmt_eta(eta),
@@ -233,7 +112,7 @@ def jobs_table(manager: Any, status: str | None, sig: str, page: int = TABLE_PAG
 def summary_markdown(r: dict[str, Any]) -> str:
     """Heading and facts of one job."""
     config = r.get("config") or {}
-    phase = f" ({escape(r['phase'])})" if r.get("phase") and r["status"] == "running" else ""
+    phase = f" ({escape(r['phase'])})" if r.get("phase") and r["status"] == JobStatus.RUNNING else ""
     facts = [f"**{escape(r['status'])}**{phase}", f"id {_code(r['job_id'])}",
              f"model {_code(config.get('base_model', ''))}", f"data {_code(config.get('dataset_name', ''))}",
              f"created {fmt_time(r.get('created_at'))}"]
@@ -241,7 +120,7 @@ def summary_markdown(r: dict[str, Any]) -> str:
         facts.append(f"started {fmt_time(r['started_at'])}")
     if r.get("finished_at"):
         facts.append(f"finished {fmt_time(r['finished_at'])}")
-    if r.get("stop_requested") and r["status"] == "running":
+    if r.get("stop_requested") and r["status"] == JobStatus.RUNNING:
         facts.append("stopping…")
     return f"### {escape(r.get('name') or r['job_id'])}\n" + " · ".join(facts)
 
@@ -260,17 +139,18 @@ def progress_html(r: dict[str, Any]) -> str:
     """A progress bar with step, percentage and ETA (or the queue position while waiting)."""
     progress = r.get("progress") or {}
     step, total = progress.get("step") or 0, progress.get("total_steps")
-    if r["status"] == "pending":
+    if r["status"] == JobStatus.PENDING:
         where = f"position {r['queue_position']} in the queue" if r.get("queue_position") else "not started"
         text, fraction = f"Waiting: {where}", 0.0
     else:
         fraction = min(1.0, step / total) if total else 0.0
         text = f"Step {step_text(r)}" + (f" · {fraction:.0%}" if total else "")
-        if r["status"] == "running" and progress.get("eta_seconds") is not None:
+        if r["status"] == JobStatus.RUNNING and progress.get("eta_seconds") is not None:
             text += f" · ETA {fmt_eta(progress['eta_seconds'])}"
         if last_loss(r) is not None:
             text += f" · loss {fmt_loss(last_loss(r))}"
-    color = {"failed": "#dc2626", "stopped": "#9ca3af", "completed": "#16a34a"}.get(r["status"], "#f97316")
+    color = {JobStatus.FAILED: "#dc2626", JobStatus.STOPPED: "#9ca3af", JobStatus.COMPLETED: "#16a34a"}.get(
+        r["status"], "#f97316")
     return (f'<div id="job-progress" data-status="{r["status"]}" style="margin:4px 0">'
             f'<div style="background:#e5e7eb;border-radius:6px;height:14px;overflow:hidden">'
             f'<div style="width:{fraction * 100:.1f}%;background:{color};height:100%"></div></div>'

@@ -1,0 +1,191 @@
+"""The Train tab: the form generated from SFTConfig, presets and saved configs, the data preview, Start."""
+
+import logging
+from dataclasses import dataclass
+from typing import Any
+
+import gradio as gr
+from pydantic import ValidationError
+
+from sft_ui.manager import JobManager, NotFoundError
+from sft_ui.presets import BUILTIN_PRESETS, preset_config
+from sft_ui.store import StoreWriteError
+from sft_ui.web.gradio_api import explain
+from sft_ui.web.ui import form, views
+from sft_ui.web.ui.common import PRIVATE, QUIET
+
+log = logging.getLogger(__name__)
+
+DEFAULT_PRESET = "builtin:" + next(iter(BUILTIN_PRESETS))
+
+
+@dataclass
+class TrainTab:
+    """What other tabs use of the Train tab: the form, its message box and the Start button."""
+
+    specs: list[form.FieldSpec]
+    fields: list[gr.components.Component]
+    message: gr.HTML
+    start: gr.Button
+
+
+def build(demo: gr.Blocks, manager: JobManager) -> TrainTab:
+    """The Train tab (call inside gr.Tabs) with its own events; Start is wired by build_ui (it opens Jobs)."""
+    groups = form.form_specs()
+    specs = [spec for group in groups.values() for spec in group]
+    fields: list[gr.components.Component] = []
+    with gr.Tab("Train", id="train"), gr.Row(equal_height=False):
+        with gr.Column(scale=3):
+            for group, group_specs in groups.items():
+                if group in form.COLLAPSED:
+                    with gr.Accordion(group, open=False):
+                        fields.extend(_field_rows(group_specs))
+                else:
+                    gr.Markdown(f"### {group}")
+                    fields.extend(_field_rows(group_specs))
+        with gr.Column(scale=2):
+            start = gr.Button("Start training", variant="primary", size="lg", elem_id="start-btn")
+            message = gr.HTML(elem_id="form-msg")
+            with gr.Group():
+                preset = gr.Dropdown(_preset_choices([]), value=DEFAULT_PRESET, label="Presets",
+                                     info="Built-in presets and your saved configs.", elem_id="preset")
+                with gr.Row():
+                    load_btn = gr.Button("Load", size="sm", elem_id="load-btn")
+                    delete_btn = gr.Button("Delete", size="sm", variant="stop", elem_id="delete-btn")
+                save_name = gr.Textbox(label="Save the form as", placeholder="a name", max_lines=1, elem_id="save-name")
+                save_btn = gr.Button("Save as", size="sm", elem_id="save-btn")
+            preset_msg = gr.HTML(elem_id="preset-msg")
+            preview_btn = gr.Button("Preview data", elem_id="preview-btn")
+            preview_out = gr.HTML(elem_id="preview-out")
+    replace_name = gr.State("")  # the name that a second click of Save as replaces
+    load_btn.click(lambda value: load_preset(manager, specs, value), preset, [*fields, preset_msg, save_name],
+                   **PRIVATE)
+    save_btn.click(lambda name, pending, *values: save_preset(manager, specs, name, pending, values),
+                   [save_name, replace_name, *fields], [preset_msg, preset, replace_name], **PRIVATE)
+    delete_btn.click(lambda value: delete_preset(manager, value), preset, [preset_msg, preset], **PRIVATE)
+    preview_btn.click(lambda *values: preview(manager, specs, values), fields, preview_out, **PRIVATE)
+    demo.load(lambda value: refresh_presets(manager, value), preset, preset, **QUIET)
+    return TrainTab(specs, fields, message, start)
+
+
+def start_job(manager: JobManager, specs: list[form.FieldSpec], values: tuple[Any, ...]) -> tuple[str, str | None]:
+    """Create and start a job from the form: (the message, the job id or None when it did not start)."""
+    try:
+        job_id = manager.create_job(form.form_to_config(specs, list(values)))
+        record = manager.start_job(job_id)
+    except StoreWriteError as exc:
+        return views.message_html(f"Not started: {exc.explain()}", "error"), None
+    except (ValidationError, ValueError, TypeError) as exc:
+        text = views.error_lines(explain(exc))
+        return views.message_html(f"Not started. Fix these fields:\n{text}", "error"), None
+    if record.get("queue_position"):
+        text = f"Job {job_id} is queued (position {record['queue_position']}); it starts when a slot frees."
+    else:
+        text = f"Job {job_id} is {record['status']}."
+    return views.message_html(text, "ok"), job_id
+
+
+def load_preset(manager: JobManager, specs: list[form.FieldSpec], value: str | None) -> list[Any]:
+    """Fill the form from a built-in preset or a saved config."""
+    try:
+        name, config = _preset(manager, value)
+    except (NotFoundError, KeyError, ValueError) as exc:
+        return [gr.skip()] * len(specs) + [views.message_html(f"Cannot load: {exc}", "error"), gr.skip()]
+    saved_name = name if (value or "").startswith("saved:") else ""
+    return [*form.config_to_form(specs, config), views.message_html(f"Loaded “{name}”.", "ok"), saved_name]
+
+
+def save_preset(manager: JobManager, specs: list[form.FieldSpec], name: str, pending: str,
+                values: tuple[Any, ...]) -> tuple[Any, ...]:
+    """Save the form under a name; an existing name is replaced on the second click."""
+    name = (name or "").strip()
+    if not name:
+        return views.message_html("Type a name to save the form under.", "error"), gr.skip(), ""
+    exists = any(c["name"] == name for c in manager.list_configs())
+    if exists and pending != name:
+        text = f"A saved config named “{name}” exists. Click Save as again to replace it."
+        return views.message_html(text, "info"), gr.skip(), name
+    try:
+        config_id = manager.save_config(name, form.form_to_config(specs, list(values)))
+    except StoreWriteError as exc:
+        return views.message_html(exc.explain().capitalize(), "error"), gr.skip(), ""
+    except (ValidationError, ValueError, TypeError) as exc:
+        text = views.error_lines(explain(exc))
+        return views.message_html(f"Not saved. Fix these fields:\n{text}", "error"), gr.skip(), ""
+    verb = "Replaced" if exists else "Saved"
+    choices = _preset_choices(manager.list_configs())
+    return views.message_html(f"{verb} “{name}”.", "ok"), gr.Dropdown(choices=choices, value=f"saved:{config_id}"), ""
+
+
+def delete_preset(manager: JobManager, value: str | None) -> tuple[Any, ...]:
+    """Delete the selected saved config."""
+    if not value or not value.startswith("saved:"):
+        return views.message_html("Only saved configs can be deleted; pick one first.", "error"), gr.skip()
+    try:
+        name = manager.get_config(value.removeprefix("saved:"))["name"]
+        manager.delete_config(value.removeprefix("saved:"))
+    except NotFoundError as exc:
+        name, text = "", str(exc)
+    else:
+        text = f"Deleted “{name}”."
+    choices = _preset_choices(manager.list_configs())
+    return views.message_html(text, "ok" if name else "error"), gr.Dropdown(choices=choices, value=DEFAULT_PRESET)
+
+
+def refresh_presets(manager: JobManager, value: str | None) -> gr.Dropdown:
+    """The presets dropdown with the saved configs as they are now."""
+    choices = _preset_choices(manager.list_configs())
+    keep = value if value in {v for _, v in choices} else DEFAULT_PRESET
+    return gr.Dropdown(choices=choices, value=keep)
+
+
+def preview(manager: JobManager, specs: list[form.FieldSpec], values: tuple[Any, ...]) -> str:
+    """The first rows of the data set as the model will see them, or why they cannot be read."""
+    try:
+        rows = manager.preview(form.form_to_config(specs, list(values)), n=3)
+    except ValidationError as exc:
+        text = views.error_lines(explain(exc))
+        return views.message_html(f"Fix these fields first:\n{text}", "error")
+    except Exception as exc:  # any data-set problem is shown to the person, not raised
+        log.info("preview failed: %s", exc)
+        return views.message_html(f"Cannot read the data set: {exc}", "error")
+    return views.preview_html(rows)
+
+
+def _field_rows(specs: list[form.FieldSpec], per_row: int = 2) -> list[gr.components.Component]:
+    """The form components of one group, `per_row` to a row."""
+    made = []
+    for start in range(0, len(specs), per_row):
+        with gr.Row():
+            made.extend(_field(spec) for spec in specs[start:start + per_row])
+    return made
+
+
+def _field(spec: form.FieldSpec) -> gr.components.Component:
+    """One form component, its default, label and help text taken from SFTConfig."""
+    common: dict[str, Any] = {"label": spec.label, "info": spec.info, "elem_id": f"cfg-{spec.name}"}
+    if spec.kind == "bool":
+        return gr.Checkbox(value=spec.default, **common)
+    if spec.kind == "choice":
+        return gr.Dropdown(list(spec.choices), value=spec.default, **common)
+    if spec.kind in ("int", "float") and not spec.optional:
+        return gr.Number(value=spec.default, step=form.number_step(spec), **common)
+    # Text for optional numbers too: gr.Number shows None as 0 and sends 0.
+    return gr.Textbox(value=spec.default, max_lines=1, placeholder="empty: none" if spec.optional else None, **common)
+
+
+def _preset_choices(saved: list[dict[str, Any]]) -> list[tuple[str, str]]:
+    """Dropdown choices: built-in presets, then saved configs."""
+    builtin = [(f"{name} (built-in)", f"builtin:{name}") for name in BUILTIN_PRESETS]
+    return builtin + [(f"{c['name']} (saved)", f"saved:{c['config_id']}") for c in saved]
+
+
+def _preset(manager: JobManager, value: str | None) -> tuple[str, dict[str, Any]]:
+    """(name, config) of a dropdown value."""
+    if not value:
+        raise ValueError("pick a preset first")
+    if value.startswith("builtin:"):
+        name = value.removeprefix("builtin:")
+        return name, preset_config(name)
+    found = manager.get_config(value.removeprefix("saved:"))
+    return found["name"], found["config"]

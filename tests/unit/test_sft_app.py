@@ -61,7 +61,7 @@ def test_readme_quick_start_has_the_two_commands() -> None:
     commands = re.findall(r"```bash\n(.*?)\n```", section, re.S)
     assert commands == [
         "python3 -m venv .venv && .venv/bin/pip install -r requirements.txt && .venv/bin/python app.py",
-        "python3 -m venv .venv && .venv/bin/pip install -r requirements-dev.txt && .venv/bin/python -m pytest",
+        "scripts/test",
     ]
 
 

@@ -180,7 +180,6 @@ def run(config: SFTConfig, job_dir: Path, data_root: Path, cache_dir: Path, repo
         resume_from: Path | None = None) -> dict[str, Any]:
     """Train `config` and save into `job_dir` (continuing from checkpoint `resume_from`); returns the result."""
     from peft import LoraConfig
-    from trl import SFTConfig as TRLConfig
     from trl import SFTTrainer
 
     began = time.monotonic()
@@ -210,40 +209,8 @@ def run(config: SFTConfig, job_dir: Path, data_root: Path, cache_dir: Path, repo
 
     max_length = _max_length(config, model)
     cut_after = config.padding_free and not config.packing
-    distributed = int(os.environ.get("WORLD_SIZE", "1")) > 1
-    args = TRLConfig(
-        output_dir=str(job_dir / jobdir.CHECKPOINTS),
-        max_steps=config.max_steps or -1,
-        num_train_epochs=config.num_train_epochs,
-        per_device_train_batch_size=config.batch_size,
-        per_device_eval_batch_size=config.batch_size,
-        gradient_accumulation_steps=config.gradient_accumulation_steps,
-        learning_rate=config.learning_rate,
-        warmup_steps=config.warmup_ratio,  # a float below 1 is a fraction of the steps
-        lr_scheduler_type=config.lr_scheduler_type,
-        weight_decay=config.weight_decay,
-        seed=config.seed,
-        logging_steps=config.logging_steps,
-        save_strategy="steps" if config.save_steps else "no",
-        save_steps=config.save_steps or 500,
-        save_total_limit=3,
-        eval_strategy="steps" if eval_set is not None else "no",
-        eval_steps=0.1 if eval_set is not None else None,  # ten evaluations per run
-        # TRL refuses max_length with padding_free but no packing: the rows are cut after tokenizing instead.
-        max_length=None if cut_after else max_length,
-        packing=config.packing,
-        padding_free=config.padding_free,
-        gradient_checkpointing=config.gradient_checkpointing,
-        bf16=bf16,
-        fp16=fp16,
-        **fast,
-        dataloader_num_workers=config.dataloader_num_workers,
-        ddp_find_unused_parameters=False if distributed else None,
-        use_cpu=not torch.cuda.is_available(),
-        report_to=[],
-        disable_tqdm=True,
-        **trl_kwargs,
-    )
+    args = trl_config(config, job_dir, eval_set is not None, None if cut_after else max_length,
+                      {**fast, **trl_kwargs}, bf16, fp16)
     peft_config = None
     if config.use_lora:
         peft_config = LoraConfig(r=config.lora_r, lora_alpha=config.lora_alpha, lora_dropout=config.lora_dropout,
@@ -279,3 +246,43 @@ def run(config: SFTConfig, job_dir: Path, data_root: Path, cache_dir: Path, repo
         **({"notes": notes} if notes else {}),
         **shape,  # dataset_format and prompt_style: how the playground writes prompts for this model
     }
+
+
+def trl_config(config: SFTConfig, job_dir: Path, evaluate: bool, max_length: int | None, extra: dict[str, Any],
+               bf16: bool, fp16: bool) -> Any:
+    """TRL's own SFTConfig for `config` (`max_length` None: TRL must not cut; padding-free rows are cut after
+    tokenizing, since TRL refuses max_length with padding_free but no packing). `extra`: fast paths, data kwargs."""
+    import trl
+
+    distributed = int(os.environ.get("WORLD_SIZE", "1")) > 1
+    return trl.SFTConfig(
+        output_dir=str(job_dir / jobdir.CHECKPOINTS),
+        max_steps=config.max_steps or -1,
+        num_train_epochs=config.num_train_epochs,
+        per_device_train_batch_size=config.batch_size,
+        per_device_eval_batch_size=config.batch_size,
+        gradient_accumulation_steps=config.gradient_accumulation_steps,
+        learning_rate=config.learning_rate,
+        warmup_steps=config.warmup_ratio,  # a float below 1 is a fraction of the steps
+        lr_scheduler_type=config.lr_scheduler_type,
+        weight_decay=config.weight_decay,
+        seed=config.seed,
+        logging_steps=config.logging_steps,
+        save_strategy="steps" if config.save_steps else "no",
+        save_steps=config.save_steps or 500,
+        save_total_limit=3,
+        eval_strategy="steps" if evaluate else "no",
+        eval_steps=0.1 if evaluate else None,  # ten evaluations per run
+        max_length=max_length,
+        packing=config.packing,
+        padding_free=config.padding_free,
+        gradient_checkpointing=config.gradient_checkpointing,
+        bf16=bf16,
+        fp16=fp16,
+        dataloader_num_workers=config.dataloader_num_workers,
+        ddp_find_unused_parameters=False if distributed else None,
+        use_cpu=not torch.cuda.is_available(),
+        report_to=[],
+        disable_tqdm=True,
+        **extra,
+    )

@@ -24,7 +24,7 @@ def build(manager: JobManager, timer: gr.Timer) -> CompareTab:
         pick = gr.Dropdown([], value=[], multiselect=True, label="Jobs to compare", elem_id="compare-pick")
         plot = gr.LinePlot(views.plot_frame([], "loss", "job"), x="step", y="loss", color="job",
                            title="Training loss", height=420, elem_id="compare-plot")
-    state = gr.State({})
+        state = gr.State({})
 
     def compare_tick(job_ids: list[str] | None, last: dict[str, Any]) -> tuple[Any, dict]:
         """compare for a timer tick."""

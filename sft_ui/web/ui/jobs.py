@@ -39,8 +39,9 @@ class _Panel:
 
 def build(manager: JobManager, timer: gr.Timer) -> JobsTab:
     """The Jobs tab (call inside gr.Tabs) with its own events; the table's refresh is wired by build_ui."""
-    metrics_buf = gr.State(views.MetricsBuffer())
     with gr.Tab("Jobs", id="jobs"):
+        metrics_buf = gr.State(views.MetricsBuffer())
+        table_sig = gr.State("")  # the last table update's signature (views.jobs_table)
         with gr.Row():
             status_filter = gr.Dropdown(["all", *(s.value for s in JobStatus)], value="all", label="Show", scale=1,
                                         elem_id="status-filter")
@@ -76,7 +77,7 @@ def build(manager: JobManager, timer: gr.Timer) -> JobsTab:
         lambda job_id, buf: show_job(manager, job_id, buf), [job_pick, panel.metrics_buf],
         [*panel.components, panel.metrics_buf], **QUIET)
     table.select(pick_row, None, job_pick, **PRIVATE)
-    return JobsTab(status_filter, table, gr.State(""), job_pick, message, reuse_btn, try_btn)
+    return JobsTab(status_filter, table, table_sig, job_pick, message, reuse_btn, try_btn)
 
 
 def _wire_panel(manager: JobManager, panel: _Panel, job_pick: gr.Dropdown, timer: gr.Timer) -> None:

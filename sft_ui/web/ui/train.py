@@ -57,7 +57,7 @@ def build(demo: gr.Blocks, manager: JobManager) -> TrainTab:
             preset_msg = gr.HTML(elem_id="preset-msg")
             preview_btn = gr.Button("Preview data", elem_id="preview-btn")
             preview_out = gr.HTML(elem_id="preview-out")
-    replace_name = gr.State("")  # the name that a second click of Save as replaces
+            replace_name = gr.State("")  # the name that a second click of Save as replaces
     load_btn.click(lambda value: load_preset(manager, specs, value), preset, [*fields, preset_msg, save_name],
                    **PRIVATE)
     save_btn.click(lambda name, pending, *values: save_preset(manager, specs, name, pending, values),

@@ -12,7 +12,7 @@ from sft_ui.manager import JobManager
 from sft_ui.playground import Playground
 from sft_ui.presets import BUILTIN_PRESETS, preset_config
 from sft_ui.web.gradio_api import API_NAMES
-from sft_ui.web.ui import build_ui, form, views
+from sft_ui.web.ui import build_ui, form, jobs, views
 
 SPECS = [spec for group in form.form_specs().values() for spec in group]
 
@@ -97,18 +97,18 @@ def test_jobs_table_shows_the_newest_page_and_reads_nothing_when_nothing_changed
     manager = JobManager(data_dir=tmp_path / "data").start()
     ids = [manager.create_job({"job_name": f"run {i:02d}"}) for i in range(60)]
     manager.stop_job(ids[0])
-    first = views.jobs_table(manager, "all", "")
+    first = jobs.jobs_table(manager, "all", "")
     assert first is not None and first.frame is not None and first.choices is not None
     assert list(first.frame["name"]) == [f"run {i:02d}" for i in range(59, 9, -1)]  # the newest 50
     assert "newest 50 of 60" in first.label and len(first.choices) == 60
-    assert views.jobs_table(manager, "all", first.sig) is None  # unchanged: no table, no pickers sent
-    stopped = views.jobs_table(manager, "stopped", "")
+    assert jobs.jobs_table(manager, "all", first.sig) is None  # unchanged: no table, no pickers sent
+    stopped = jobs.jobs_table(manager, "stopped", "")
     assert stopped is not None and list(stopped.frame["id"]) == [ids[0]] and " of " not in stopped.label
     manager.store.update_job(ids[0], {"name": "oldest"})  # not on the page: only the pickers change
-    after = views.jobs_table(manager, "all", first.sig)
+    after = jobs.jobs_table(manager, "all", first.sig)
     assert after is not None and after.frame is None and (after.choices or [])[-1] == ("oldest · " + ids[0], ids[0])
     manager.delete_job(ids[0])
-    deleted = views.jobs_table(manager, "all", after.sig)
+    deleted = jobs.jobs_table(manager, "all", after.sig)
     assert deleted is not None and "newest 50 of 59" in deleted.label and len(deleted.choices or []) == 59
 
 

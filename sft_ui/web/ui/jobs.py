@@ -5,6 +5,7 @@ from pathlib import Path
 from typing import Any
 
 import gradio as gr
+import pandas as pd
 
 from sft_ui import artifacts
 from sft_ui.escaping import escape
@@ -14,6 +15,7 @@ from sft_ui.web.ui import views
 from sft_ui.web.ui.common import PRIVATE, QUIET
 
 EMPTY_PANEL = "Select a job to see its progress."
+TABLE_PAGE = 50  # rows of the jobs table: the newest jobs (older ones are in the job picker)
 
 
 @dataclass
@@ -22,7 +24,7 @@ class JobsTab:
 
     status_filter: gr.Dropdown
     table: gr.Dataframe
-    table_sig: gr.State  # the last table update's signature (views.jobs_table)
+    table_sig: gr.State  # the last table update's signature (jobs_table)
     job_pick: gr.Dropdown
     message: gr.HTML
     reuse: gr.Button
@@ -41,7 +43,7 @@ def build(manager: JobManager, timer: gr.Timer) -> JobsTab:
     """The Jobs tab (call inside gr.Tabs) with its own events; the table's refresh is wired by build_ui."""
     with gr.Tab("Jobs", id="jobs"):
         metrics_buf = gr.State(views.MetricsBuffer())
-        table_sig = gr.State("")  # the last table update's signature (views.jobs_table)
+        table_sig = gr.State("")  # the last table update's signature (jobs_table)
         with gr.Row():
             status_filter = gr.Dropdown(["all", *(s.value for s in JobStatus)], value="all", label="Show", scale=1,
                                         elem_id="status-filter")
@@ -132,12 +134,50 @@ def show_job(manager: JobManager, job_id: str | None, buf: views.MetricsBuffer, 
 
 def refresh_table(manager: JobManager, status: str, sig: str, force: bool = False) -> tuple[Any, ...]:
     """The jobs table (the newest page), two job pickers and the new signature; skipped when nothing changed."""
-    new = views.jobs_table(manager, status, "" if force else sig)
+    new = jobs_table(manager, status, "" if force else sig)
     if new is None:
         return gr.skip(), gr.skip(), gr.skip(), sig
     frame = gr.skip() if new.frame is None else gr.Dataframe(new.frame, label=new.label)
     picks = [gr.skip() if new.choices is None else gr.Dropdown(choices=new.choices) for _ in range(2)]
     return frame, *picks, new.sig
+
+
+@dataclass
+class TableUpdate:
+    """One refresh of the Jobs tab: the table (None: unchanged), its label, the pickers' choices (None: unchanged)."""
+
+    frame: pd.DataFrame | None
+    label: str
+    choices: list[tuple[str, str]] | None
+    sig: str
+
+
+def jobs_table(manager: JobManager, status: str | None, sig: str, page: int = TABLE_PAGE) -> TableUpdate | None:
+    """The newest `page` jobs (only `status` unless 'all') and every job as a picker choice; None when unchanged.
+
+    `sig` is the last update's: when no job record changed since, this reads nothing but manager.changes(); the
+    pickers are rebuilt only after a write to the job records (not while a job merely makes progress).
+    """
+    wanted = None if status in (None, "", "all") else status
+    revision, live = manager.changes()
+    head = [str(wanted), str(revision), live]
+    old = sig.split("\x1f")
+    if old[:3] == head:
+        return None
+    records = manager.list_jobs(status=wanted, limit=page)
+    total = manager.count_jobs(wanted)
+    label = "Jobs (newest first; click a row)"
+    if total > len(records):
+        label = f"Jobs: the newest {len(records)} of {total} (pick older ones in Selected job); click a row"
+    rows = views.table_rows(records)
+    rows_sig = str(hash(repr((rows, label))))
+    choices, choices_sig = None, old[4] if len(old) > 4 else ""
+    if old[1:2] != [str(revision)]:
+        choices = [views.job_choice(r) for r in manager.list_jobs()]
+        fresh_sig = str(hash(repr(choices)))
+        choices, choices_sig = (choices if fresh_sig != choices_sig else None), fresh_sig
+    frame = pd.DataFrame(rows, columns=views.TABLE_HEADERS) if old[3:4] != [rows_sig] else None
+    return TableUpdate(frame, label, choices, "\x1f".join([*head, rows_sig, choices_sig]))
 
 
 def pick_row(evt: gr.SelectData) -> Any:

@@ -1,7 +1,6 @@
-"""Pure formatting for the UI (no manager calls but jobs_table's reads): jobs table, job panel, plots, HTML."""
+"""Pure formatting for the UI (no manager calls): jobs table rows, the job panel, plots' data, HTML."""
 
 import math
-from dataclasses import dataclass
 from typing import Any
 
 import pandas as pd
@@ -11,7 +10,6 @@ from sft_ui.escaping import escape
 from sft_ui.status import JobStatus
 
 MAX_PLOT_POINTS = 1000
-TABLE_PAGE = 50  # rows of the jobs table: the newest jobs (older ones are in the job picker)
 TABLE_HEADERS = ["name", "id", "model", "data set", "status", "step/total", "last loss", "ETA", "created"]
 LOSS_SERIES = ("train", "eval")
 
@@ -68,44 +66,6 @@ def table_rows(records: list[dict[str, Any]]) -> list[list[str]]:
 def job_choice(record: dict[str, Any]) -> tuple[str, str]:
     """(label, value) of a job in the job pickers."""
     return f"{record.get('name') or '(unnamed)'} · {record['job_id']}", record["job_id"]
-
-
-@dataclass
-class TableUpdate:
-    """One refresh of the Jobs tab: the table (None: unchanged), its label, the pickers' choices (None: unchanged)."""
-
-    frame: pd.DataFrame | None
-    label: str
-    choices: list[tuple[str, str]] | None
-    sig: str
-
-
-def jobs_table(manager: Any, status: str | None, sig: str, page: int = TABLE_PAGE) -> TableUpdate | None:
-    """The newest `page` jobs (only `status` unless 'all') and every job as a picker choice; None when unchanged.
-
-    `sig` is the last update's: when no job record changed since, this reads nothing but manager.changes(); the
-    pickers are rebuilt only after a write to the job records (not while a job merely makes progress).
-    """
-    wanted = None if status in (None, "", "all") else status
-    revision, live = manager.changes()
-    head = [str(wanted), str(revision), live]
-    old = sig.split("\x1f")
-    if old[:3] == head:
-        return None
-    records = manager.list_jobs(status=wanted, limit=page)
-    total = manager.count_jobs(wanted)
-    label = "Jobs (newest first; click a row)"
-    if total > len(records):
-        label = f"Jobs: the newest {len(records)} of {total} (pick older ones in Selected job); click a row"
-    rows = table_rows(records)
-    rows_sig = str(hash(repr((rows, label))))
-    choices, choices_sig = None, old[4] if len(old) > 4 else ""
-    if old[1:2] != [str(revision)]:
-        choices = [job_choice(r) for r in manager.list_jobs()]
-        fresh_sig = str(hash(repr(choices)))
-        choices, choices_sig = (choices if fresh_sig != choices_sig else None), fresh_sig
-    frame = pd.DataFrame(rows, columns=TABLE_HEADERS) if old[3:4] != [rows_sig] else None
-    return TableUpdate(frame, label, choices, "\x1f".join([*head, rows_sig, choices_sig]))
 
 
 # --- the selected job ---

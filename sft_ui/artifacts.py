@@ -16,6 +16,7 @@ from typing import Any
 from sft_ui import jobdir, settings
 from sft_ui.builtin import is_builtin
 from sft_ui.config import check_text
+from sft_ui.errors import one_line
 from sft_ui.manager import JobManager, StateError
 from sft_ui.status import ACTIVE
 
@@ -135,20 +136,15 @@ def merge(manager: JobManager, job_id: str) -> dict[str, Any]:
                          "model, with nothing to merge")
     from sft_ui import data
 
-    base_path = data.resolve_model_path(record["config"]["base_model"], manager.store_root(), manager.cache_dir)
     job_dir = Path(record["job_dir"])
     dest = job_dir / MERGED
     with _merge_lock:
         from peft import PeftModel
-        from transformers import AutoModelForCausalLM, AutoTokenizer
+        from transformers import AutoTokenizer
 
-        try:
-            base = AutoModelForCausalLM.from_pretrained(base_path, dtype="auto", trust_remote_code=False)
-        except OSError as exc:
-            raise ValueError(f"base_model: could not load {record['config']['base_model']!r} to merge into: "
-                             f"{str(exc).strip().splitlines()[0][:300] if str(exc).strip() else exc!r}") from exc
+        base = data.load_model(record["config"]["base_model"], manager.store_root(), manager.cache_dir, dtype="auto")
         merged = PeftModel.from_pretrained(base, str(model_dir)).merge_and_unload()
-        tokenizer = AutoTokenizer.from_pretrained(str(model_dir))
+        tokenizer = AutoTokenizer.from_pretrained(str(model_dir), trust_remote_code=False)
         tmp = job_dir / f".{MERGED}.{uuid.uuid4().hex[:8]}.tmp"
         try:
             merged.save_pretrained(str(tmp))
@@ -177,7 +173,7 @@ def push(manager: JobManager, job_id: str, repo_id: str, private: bool = True, m
     try:
         validate_repo_id(repo_id)
     except HFValidationError as exc:
-        raise ValueError(f"repo_id: not a Hub repo id (owner/name): {str(exc).splitlines()[0][:200]}") from None
+        raise ValueError(f"repo_id: not a Hub repo id (owner/name): {one_line(exc, 200)}") from None
     token = os.environ.get("HF_TOKEN", "").strip()
     if not token:
         raise ValueError("HF_TOKEN is not set: add a Hugging Face token with write access to the server's "
@@ -200,8 +196,7 @@ def push(manager: JobManager, job_id: str, repo_id: str, private: bool = True, m
         api.create_commit(repo_id, operations, commit_message=f"sft-ui job {job_id}: {what.replace('_', ' ')}",
                           repo_type="model")
     except Exception as exc:  # auth, network, quota: one line the person can act on
-        text = str(exc).strip().splitlines()[0][:300] if str(exc).strip() else type(exc).__name__
-        raise ValueError(f"push to the Hub failed: {text}") from None
+        raise ValueError(f"push to the Hub failed: {one_line(exc)}") from None
     link = str(url) if url else f"https://huggingface.co/{repo_id}"
     return {"message": f"Pushed the {what.replace('_', ' ')} of job {job_id} to {link}", "job_id": job_id,
             "repo_id": repo_id, "url": link, "private": bool(private), "pushed": what, "files": len(operations)}

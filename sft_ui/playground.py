@@ -10,13 +10,13 @@ from __future__ import annotations
 
 import gc
 import logging
-import os
 import threading
 import time
 from dataclasses import dataclass
 from pathlib import Path
 from typing import Any
 
+from sft_ui import settings
 from sft_ui.artifacts import is_adapter, saved_model
 from sft_ui.builtin import alpaca_prompt, builtin_rows
 from sft_ui.config import BUILTIN_DATASET, check_text
@@ -33,7 +33,7 @@ _FORMAT_STYLES = {"alpaca": "alpaca", "messages": "chat", "sharegpt": "chat"}
 
 def idle_seconds() -> float:
     """How long loaded models stay without use (`SFT_UI_PLAYGROUND_IDLE_SECONDS`, default 600)."""
-    return float(os.environ.get("SFT_UI_PLAYGROUND_IDLE_SECONDS", "600"))
+    return settings.playground_idle_seconds()
 
 
 def prompt_style(record: dict[str, Any]) -> str:
@@ -239,7 +239,7 @@ def _mtime(folder: Path) -> float:
 def _load(manager: JobManager, job_id: str, key: str, record: dict[str, Any], model_dir: Path) -> _Loaded:
     """Load the job's tokenizer, base model and tuned model (a PEFT wrapper of the base for an adapter)."""
     import torch
-    from transformers import AutoModelForCausalLM, AutoTokenizer
+    from transformers import AutoTokenizer
 
     from sft_ui import data
 
@@ -247,18 +247,14 @@ def _load(manager: JobManager, job_id: str, key: str, record: dict[str, Any], mo
     dtype = (torch.bfloat16 if torch.cuda.is_bf16_supported() else torch.float16) if cuda else torch.float32
     device = "cuda" if cuda else "cpu"
     base_name = record["config"]["base_model"]
-    base_path = data.resolve_model_path(base_name, manager.store_root(), manager.cache_dir)
-    tokenizer = data.ensure_chat_template(AutoTokenizer.from_pretrained(str(model_dir)))
-    try:
-        base = AutoModelForCausalLM.from_pretrained(base_path, dtype=dtype, trust_remote_code=False)
-    except OSError as exc:
-        raise ValueError(f"base_model: could not load {base_name!r}: {str(exc).strip()[:300]}") from exc
+    tokenizer = data.ensure_chat_template(AutoTokenizer.from_pretrained(str(model_dir), trust_remote_code=False))
+    base = data.load_model(base_name, manager.store_root(), manager.cache_dir, dtype=dtype)
     if is_adapter(model_dir):
         from peft import PeftModel
 
         tuned, base = PeftModel.from_pretrained(base, str(model_dir)), None
     else:
-        tuned = AutoModelForCausalLM.from_pretrained(str(model_dir), dtype=dtype, trust_remote_code=False)
+        tuned = data.load_model(base_name, manager.store_root(), manager.cache_dir, path=str(model_dir), dtype=dtype)
         base = base.to(device).eval()
     tuned = tuned.to(device).eval()
     config = (tuned.get_base_model() if base is None else tuned).config

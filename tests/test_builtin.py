@@ -67,7 +67,8 @@ def test_test_split_is_held_out_and_covers_every_task() -> None:
 
     train, test = builtin_rows("train"), builtin_rows("test")
     assert not keys(train) & keys(test)
-    assert len(keys(train)) == len(train) and len(keys(test)) == len(test)
+    assert len(keys(train)) == len(train)
+    assert len(keys(test)) == len(test)
     instructions = {t[0] for t in builtin.TASKS.values()}
     assert {r["instruction"] for r in test} == {r["instruction"] for r in train} == instructions
 
@@ -99,8 +100,11 @@ def test_alpaca_prompt() -> None:
 
 
 def test_builtin_ids_and_their_errors() -> None:
-    assert is_builtin(BUILTIN_MODEL) and is_builtin(BUILTIN_DATASET) and is_builtin("builtin:x")
-    assert not is_builtin("gpt2") and not is_builtin("data/builtin:x.json")
+    assert is_builtin(BUILTIN_MODEL)
+    assert is_builtin(BUILTIN_DATASET)
+    assert is_builtin("builtin:x")
+    assert not is_builtin("gpt2")
+    assert not is_builtin("data/builtin:x.json")
     assert resolve_builtin_dataset(BUILTIN_DATASET) == builtin_rows()
     assert resolve_builtin_dataset(BUILTIN_DATASET, "test") == builtin_rows("test")
     unknown_model = r"^base_model: unknown built-in model 'builtin:x'; available: builtin:tiny-gpt2$"
@@ -123,7 +127,8 @@ def test_model_and_tokenizer_load_and_generate(model_dir: Path) -> None:
     model = AutoModelForCausalLM.from_pretrained(model_dir)
     assert (tok.bos_token, tok.eos_token, tok.pad_token) == (builtin.BOS, builtin.EOS, builtin.PAD)
     assert len({tok.bos_token_id, tok.eos_token_id, tok.pad_token_id}) == 3
-    assert model.config.vocab_size == len(tok) and model.config.eos_token_id == tok.eos_token_id
+    assert model.config.vocab_size == len(tok)
+    assert model.config.eos_token_id == tok.eos_token_id
     assert tok.convert_ids_to_tokens(tok(builtin.IM_START)["input_ids"]) == [builtin.IM_START]
     prompt = alpaca_prompt("Upper-case the word.", "cat")
     assert tok.decode(tok(prompt)["input_ids"]) == prompt
@@ -193,5 +198,6 @@ def test_two_processes_making_it_at_once_both_get_a_model(tmp_path: Path) -> Non
     from transformers import AutoModelForCausalLM, AutoTokenizer
 
     folder = tmp_path / "cache" / "tiny-gpt2"
-    assert AutoModelForCausalLM.from_pretrained(folder) is not None and AutoTokenizer.from_pretrained(folder)
+    assert AutoModelForCausalLM.from_pretrained(folder) is not None
+    assert AutoTokenizer.from_pretrained(folder)
     assert sorted(p.name for p in folder.parent.iterdir()) == [".tiny-gpt2.lock", "tiny-gpt2"]

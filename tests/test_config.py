@@ -13,7 +13,8 @@ from sft_ui.config import BUILTIN_DATASET, BUILTIN_MODEL, SFTConfig, describe_er
 def test_defaults_train_the_builtin_demo() -> None:
     cfg = SFTConfig()
     assert (cfg.base_model, cfg.dataset_name) == (BUILTIN_MODEL, BUILTIN_DATASET)
-    assert cfg.max_steps == 200 and cfg.use_lora
+    assert cfg.max_steps == 200
+    assert cfg.use_lora
 
 
 def test_seed_example_validates_and_round_trips_through_json() -> None:
@@ -54,7 +55,8 @@ def test_unknown_keys_are_an_error() -> None:
 
 def test_epochs_used_when_max_steps_is_empty() -> None:
     cfg = SFTConfig(max_steps=None, num_train_epochs=2)
-    assert cfg.max_steps is None and cfg.num_train_epochs == 2
+    assert cfg.max_steps is None
+    assert cfg.num_train_epochs == 2
 
 
 def test_save_steps_cannot_exceed_max_steps() -> None:

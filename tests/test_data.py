@@ -111,23 +111,29 @@ def test_every_file_type_loads_and_detects(root: Path, tokenizer, fmt: str, suff
     assert len(ds) == 20
     assert data.detect_format(ds.column_names) == fmt
     train, evals, _ = data.prepare(cfg(f"{fmt}{suffix}", dataset_format=fmt), root, tokenizer)
-    assert len(train) == 20 and evals is None  # CSV's numbers and JSON-text cells survive
+    assert len(train) == 20
+    assert evals is None  # CSV's numbers and JSON-text cells survive
 
 
 @pytest.mark.parametrize("suffix", [".jsonl", ".csv"])
 def test_prepare_gives_trl_shapes(root: Path, tokenizer, suffix: str) -> None:
     train, _, kw = data.prepare(cfg(f"alpaca{suffix}"), root, tokenizer)
-    assert train.column_names == ["prompt", "completion"] and kw["completion_only_loss"] is True
+    assert train.column_names == ["prompt", "completion"]
+    assert kw["completion_only_loss"] is True
     row = train[1]  # odd rows have an empty input
-    assert row["prompt"].startswith("### Instruction:\n") and row["prompt"].endswith("### Response:\n")
-    assert "### Input:" not in row["prompt"] and "### Input:\n0" in train[0]["prompt"]
+    assert row["prompt"].startswith("### Instruction:\n")
+    assert row["prompt"].endswith("### Response:\n")
+    assert "### Input:" not in row["prompt"]
+    assert "### Input:\n0" in train[0]["prompt"]
     assert row["completion"] == "2" + tokenizer.eos_token
 
     train, _, kw = data.prepare(cfg(f"prompt_completion{suffix}"), root, tokenizer)
-    assert train[2] == {"prompt": "Count to 2:", "completion": "0 1 2"} and kw["completion_only_loss"] is True
+    assert train[2] == {"prompt": "Count to 2:", "completion": "0 1 2"}
+    assert kw["completion_only_loss"] is True
 
     train, _, kw = data.prepare(cfg(f"text{suffix}"), root, tokenizer)
-    assert train.column_names == ["text"] and kw == {"completion_only_loss": False, "assistant_only_loss": False}
+    assert train.column_names == ["text"]
+    assert kw == {"completion_only_loss": False, "assistant_only_loss": False}
 
 
 @pytest.mark.parametrize("fmt", ["messages", "sharegpt"])
@@ -145,16 +151,19 @@ def test_template_without_generation_splits_at_last_reply(root: Path, tokenizer)
     plain.chat_template = plain.chat_template.replace("{% generation %}", "").replace("{% endgeneration %}", "")
     train, _, kw = data.prepare(cfg("sharegpt.jsonl"), root, plain)
     assert kw == {"completion_only_loss": True, "assistant_only_loss": False}
-    assert train[0]["prompt"] == CHAT[0][:4] and train[0]["completion"] == [CHAT[0][4]]
+    assert train[0]["prompt"] == CHAT[0][:4]
+    assert train[0]["completion"] == [CHAT[0][4]]
 
 
 def test_tokenizer_without_template_gets_one(root: Path, tokenizer) -> None:
     bare = tokenizer.__class__.from_pretrained(tokenizer.name_or_path)
     bare.chat_template = None
     train, _, kw = data.prepare(cfg("messages.json"), root, bare)
-    assert bare.chat_template == data.PLAIN_CHAT_TEMPLATE and kw["assistant_only_loss"] is True
+    assert bare.chat_template == data.PLAIN_CHAT_TEMPLATE
+    assert kw["assistant_only_loss"] is True
     rendered = bare.apply_chat_template(CHAT[0][:3], tokenize=False, add_generation_prompt=True)
-    assert rendered.startswith("### System:\nBe brief.\n\n### User:\nHi 0") and rendered.endswith("### Assistant:\n")
+    assert rendered.startswith("### System:\nBe brief.\n\n### User:\nHi 0")
+    assert rendered.endswith("### Assistant:\n")
     out = bare.apply_chat_template(CHAT[0], tokenize=True, return_dict=True, return_assistant_tokens_mask=True)
     assert 0 < sum(out["assistant_masks"]) < len(out["input_ids"])
 
@@ -163,7 +172,8 @@ def test_conversational_prompt_completion_passes_through(root: Path, tokenizer) 
     rows = [{"prompt": chat[:2], "completion": [chat[2]]} for chat in CHAT]
     write(root / "pc_chat.jsonl", rows)
     train, _, kw = data.prepare(cfg("pc_chat.jsonl"), root, tokenizer)
-    assert train[0] == rows[0] and kw["completion_only_loss"] is True
+    assert train[0] == rows[0]
+    assert kw["completion_only_loss"] is True
 
 
 @pytest.mark.parametrize("fmt", ["alpaca", "sharegpt", "messages", "prompt_completion", "text"])
@@ -223,7 +233,9 @@ def test_hub_unreachable_and_bad_ids(root: Path) -> None:
 
 def test_builtin_dataset(root: Path, tokenizer) -> None:
     train, _, kw = data.prepare(cfg("builtin:tasks"), root, tokenizer)
-    assert len(train) > 0 and train.column_names == ["prompt", "completion"] and kw["completion_only_loss"]
+    assert len(train) > 0
+    assert train.column_names == ["prompt", "completion"]
+    assert kw["completion_only_loss"]
 
 
 @pytest.mark.parametrize(("split", "rows", "expect"), [(0.0, 20, None), (0.1, 20, 2), (0.25, 20, 5), (0.5, 3, 2)])
@@ -249,17 +261,22 @@ def test_preview_counts_tokens(root: Path, builtin_cache: Path) -> None:
     rows = data.preview(cfg("alpaca.json"), 3, root, builtin_cache)
     assert len(rows) == 3
     for row in rows:
-        assert row["loss_on"] == "response" and row["text"] == row["prompt"] + row["response"]
+        assert row["loss_on"] == "response"
+        assert row["text"] == row["prompt"] + row["response"]
         assert 0 < row["loss_tokens"] < row["tokens"]
     full = data.preview(cfg("alpaca.json", completion_only_loss=False), 1, root, builtin_cache)[0]
-    assert full["loss_on"] == "all tokens" and full["loss_tokens"] == full["tokens"]
+    assert full["loss_on"] == "all tokens"
+    assert full["loss_tokens"] == full["tokens"]
     chat = data.preview(cfg("sharegpt.jsonl"), 2, root, builtin_cache)
-    assert chat[0]["loss_on"] == "assistant turns" and 0 < chat[0]["loss_tokens"] < chat[0]["tokens"]
+    assert chat[0]["loss_on"] == "assistant turns"
+    assert 0 < chat[0]["loss_tokens"] < chat[0]["tokens"]
     assert chat[0]["response"].startswith("Bye then")
     text = data.preview(cfg("text.jsonl"), 1, root, builtin_cache)[0]
-    assert text["loss_on"] == "all tokens" and text["tokens"] == text["loss_tokens"] > 0
+    assert text["loss_on"] == "all tokens"
+    assert text["tokens"] == text["loss_tokens"] > 0
     short = data.preview(cfg("text.jsonl", max_seq_length=16), 1, root, builtin_cache)[0]
-    assert short["tokens"] == 16 and short["truncated"]
+    assert short["tokens"] == 16
+    assert short["truncated"]
 
 
 def test_preview_reports_bad_data_and_model(root: Path, builtin_cache: Path) -> None:
@@ -286,10 +303,15 @@ def test_real_data(tmp_path: Path, builtin_cache: Path, tokenizer) -> None:
     for name in ("alpaca_en_demo.json", "c4_demo.jsonl"):
         shutil.copy(REAL_DATA / name, tmp_path / name)
     source = data.load_source(cfg("alpaca_en_demo.json"), tmp_path)
-    assert len(source) == 999 and data.detect_format(source.column_names) == "alpaca"
+    assert len(source) == 999
+    assert data.detect_format(source.column_names) == "alpaca"
     train, evals, kw = data.prepare(cfg("alpaca_en_demo.json", eval_split=0.1), tmp_path, tokenizer)
-    assert len(train) + len(evals) == 999 and len(evals) == 100 and kw["completion_only_loss"]
+    assert len(train) + len(evals) == 999
+    assert len(evals) == 100
+    assert kw["completion_only_loss"]
     rows = data.preview(cfg("alpaca_en_demo.json", max_seq_length=4096), 5, tmp_path, builtin_cache)
     assert all(0 < r["loss_tokens"] < r["tokens"] for r in rows)
     train, _, kw = data.prepare(cfg("c4_demo.jsonl", max_samples=50), tmp_path, tokenizer)
-    assert len(train) == 50 and train.column_names == ["text"] and not kw["completion_only_loss"]
+    assert len(train) == 50
+    assert train.column_names == ["text"]
+    assert not kw["completion_only_loss"]

@@ -70,7 +70,8 @@ def test_download_zips_the_adapter_tokenizer_config_and_metrics(trained_job: Tra
     never_ran = manager.create_job({"max_steps": 5})
     manager.stop_job(never_ran)
     answer = client.get(f"/api/sft/jobs/{never_ran}/download")
-    assert answer.status_code == 400 and "has no saved model" in answer.json()["detail"]
+    assert answer.status_code == 400
+    assert "has no saved model" in answer.json()["detail"]
 
 
 def test_merge_saves_a_whole_model_that_generates_like_adapter_plus_base(trained_job: Trained,
@@ -84,7 +85,8 @@ def test_merge_saves_a_whole_model_that_generates_like_adapter_plus_base(trained
     assert answer.status_code == 200, answer.text
     merged_dir = Path(answer.json()["merged_dir"])
     assert merged_dir == Path(manager.get_job_status(job_id)["job_dir"]) / "merged"
-    assert not (merged_dir / "adapter_config.json").exists() and (merged_dir / "tokenizer.json").exists()
+    assert not (merged_dir / "adapter_config.json").exists()
+    assert (merged_dir / "tokenizer.json").exists()
 
     merged = AutoModelForCausalLM.from_pretrained(merged_dir)
     tokenizer = AutoTokenizer.from_pretrained(merged_dir)
@@ -94,7 +96,8 @@ def test_merge_saves_a_whole_model_that_generates_like_adapter_plus_base(trained
 
     full = fake_trained_job(manager, {"use_lora": False}, builtin_model_path(builtin_cache))
     answer = client.post(f"/api/sft/jobs/{full}/merge")
-    assert answer.status_code == 400 and "nothing to merge" in answer.json()["detail"]
+    assert answer.status_code == 400
+    assert "nothing to merge" in answer.json()["detail"]
 
 
 def test_push_needs_hf_token_and_uploads_the_model_without_storing_the_token(
@@ -105,7 +108,8 @@ def test_push_needs_hf_token_and_uploads_the_model_without_storing_the_token(
     client = rest_client(manager)
     monkeypatch.delenv("HF_TOKEN", raising=False)
     answer = client.post(f"/api/sft/jobs/{job_id}/push", json={"repo_id": "me/tiny-sft"})
-    assert answer.status_code == 400 and answer.json()["detail"].startswith("HF_TOKEN is not set")
+    assert answer.status_code == 400
+    assert answer.json()["detail"].startswith("HF_TOKEN is not set")
 
     calls: list[tuple[str, Any, dict]] = []
 
@@ -122,20 +126,24 @@ def test_push_needs_hf_token_and_uploads_the_model_without_storing_the_token(
     monkeypatch.setenv("HF_TOKEN", TOKEN)
     answer = client.post(f"/api/sft/jobs/{job_id}/push", json={"repo_id": "me/tiny-sft"})
     assert answer.status_code == 200, answer.text
-    assert answer.json()["url"] == "https://huggingface.co/me/tiny-sft" and answer.json()["private"] is True
+    assert answer.json()["url"] == "https://huggingface.co/me/tiny-sft"
+    assert answer.json()["private"] is True
     (name, repo, repo_kwargs), (name2, repo2, commit) = calls
     assert (name, repo, name2, repo2) == ("create_repo", "me/tiny-sft", "create_commit", "me/tiny-sft")
-    assert repo_kwargs["private"] is True and repo_kwargs["token"] == TOKEN == commit["token"]
+    assert repo_kwargs["private"] is True
+    assert repo_kwargs["token"] == TOKEN == commit["token"]
     assert {"adapter_config.json", "adapter_model.safetensors", "tokenizer.json", "README.md",
             "sft_ui_config.json"} <= set(commit["files"])
     assert b"AutoPeftModelForCausalLM" in commit["files"]["README.md"]
 
     calls.clear()
     answer = client.post(f"/api/sft/jobs/{job_id}/push", json={"repo_id": "me/public", "private": False})
-    assert answer.status_code == 200 and calls[0][2]["private"] is False
+    assert answer.status_code == 200
+    assert calls[0][2]["private"] is False
 
     bad = client.post(f"/api/sft/jobs/{job_id}/push", json={"repo_id": "not a repo"})
-    assert bad.status_code == 400 and "repo_id" in bad.json()["detail"]
+    assert bad.status_code == 400
+    assert "repo_id" in bad.json()["detail"]
 
     def offline(self: Any, repo_id: str, **kwargs: Any) -> str:
         raise ConnectionError("could not reach huggingface.co")

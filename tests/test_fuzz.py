@@ -124,7 +124,8 @@ def assert_clean(response: httpx.Response, what: str) -> None:
     if response.status_code != 200:
         assert response.headers["content-type"].startswith("application/json"), (what, response.text[:300])
         detail = response.json()["detail"]
-        assert isinstance(detail, str) and detail, (what, response.text[:300])
+        assert isinstance(detail, str), (what, response.text[:300])
+        assert detail, (what, response.text[:300])
 
 
 def test_rest_fuzz_never_answers_5xx(served: tuple[str, JobManager, list[str], list[str]],
@@ -159,7 +160,8 @@ def test_rest_fuzz_never_answers_5xx(served: tuple[str, JobManager, list[str], l
     one_request()
     assert http.get("/api/sft/health").status_code == 200
     reopened = Store(manager.database_path)  # what the fuzz wrote reloads whole
-    assert reopened.list_jobs() == manager.store.list_jobs() and reopened.list_configs() == manager.list_configs()
+    assert reopened.list_jobs() == manager.store.list_jobs()
+    assert reopened.list_configs() == manager.list_configs()
     for config in reopened.list_configs():
         SFTConfig(**config["config"])  # every saved config is still a valid config
 
@@ -208,11 +210,14 @@ def test_gradio_fuzz_errors_are_named_never_faults(served: tuple[str, JobManager
         assert posted.status_code == 200, (what, posted.status_code, posted.text[:300])
         stream = http.get(f"/gradio_api/call/{name}/{posted.json()['event_id']}")
         events = sse_events(stream.text)
-        assert events and events[-1][0] in ("complete", "error"), (what, stream.text[:500])
+        assert events, (what, stream.text[:500])
+        assert events[-1][0] in ("complete", "error"), (what, stream.text[:500])
         if events[-1][0] == "error":
             # gr.Error (what the endpoints raise for bad input) carries a title; an unexpected exception does not.
             payload = events[-1][1]
-            assert isinstance(payload, dict) and payload.get("title") and payload.get("error"), (what, payload)
+            assert isinstance(payload, dict), (what, payload)
+            assert payload.get("title"), (what, payload)
+            assert payload.get("error"), (what, payload)
 
     one_call()
     assert http.get("/api/sft/health").status_code == 200
@@ -254,5 +259,6 @@ def test_a_diverged_loss_is_served_as_null_not_a_500(served: tuple[str, JobManag
     lines = ['{"step": 1, "loss": 2.5}', '{"step": 2, "loss": NaN, "grad_norm": Infinity}']
     (job_dir / "metrics.jsonl").write_text("\n".join(lines) + "\n")
     points = http.get("/api/sft/jobs/diverged/metrics")
-    assert points.status_code == 200 and points.json()["points"][1] == {"step": 2, "loss": None, "grad_norm": None}
+    assert points.status_code == 200
+    assert points.json()["points"][1] == {"step": 2, "loss": None, "grad_norm": None}
     assert http.get("/api/sft/jobs/diverged").status_code == 200

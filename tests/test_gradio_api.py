@@ -54,8 +54,10 @@ def test_view_api_lists_exactly_the_named_endpoints(client: Client) -> None:
     assert sorted(info["named_endpoints"]) == sorted(f"/{name}" for name in API_NAMES)
     assert info["unnamed_endpoints"] == {}
     params = {name: [p["parameter_name"] for p in ep["parameters"]] for name, ep in info["named_endpoints"].items()}
-    assert params["/train"] == ["config"] and params["/get_metrics"] == ["job_id", "since", "max_points"]
-    assert params["/save_config"] == ["name", "config"] and params["/list_configs"] == []
+    assert params["/train"] == ["config"]
+    assert params["/get_metrics"] == ["job_id", "since", "max_points"]
+    assert params["/save_config"] == ["name", "config"]
+    assert params["/list_configs"] == []
     assert params["/generate"] == ["job_id", "prompt", "max_new_tokens", "temperature", "top_p", "input"]
     assert params["/resume_job"] == ["job_id"]
     assert {"/generate", "/resume_job"} <= set(info["named_endpoints"])
@@ -63,11 +65,14 @@ def test_view_api_lists_exactly_the_named_endpoints(client: Client) -> None:
 
 def test_train_the_default_to_completed_then_read_metrics_and_list(client: Client) -> None:
     started = client.predict({"max_steps": 30, "job_name": "gradio-client"}, api_name="/train")
-    assert set(started) == {"job_id", "status"} and started["status"] in ("running", "pending")
+    assert set(started) == {"job_id", "status"}
+    assert started["status"] in ("running", "pending")
     job_id = started["job_id"]
     record = wait_for(client, job_id, ("completed",))
-    assert record["name"] == "gradio-client" and record["config"]["max_steps"] == 30
-    assert record["progress"]["step"] == 30 and record["result"]["final_loss"] > 0
+    assert record["name"] == "gradio-client"
+    assert record["config"]["max_steps"] == 30
+    assert record["progress"]["step"] == 30
+    assert record["result"]["final_loss"] > 0
 
     metrics = client.predict(job_id, api_name="/get_metrics")
     assert metrics["job_id"] == job_id
@@ -79,18 +84,21 @@ def test_train_the_default_to_completed_then_read_metrics_and_list(client: Clien
     jobs = client.predict(api_name="/list_jobs")["jobs"]
     assert job_id in [j["job_id"] for j in jobs]
     completed = client.predict("completed", api_name="/list_jobs")["jobs"]
-    assert all(j["status"] == "completed" for j in completed) and job_id in [j["job_id"] for j in completed]
+    assert all(j["status"] == "completed" for j in completed)
+    assert job_id in [j["job_id"] for j in completed]
 
 
 def test_save_list_and_get_a_config(client: Client) -> None:
     config = {"base_model": "gpt2", "dataset_name": "tatsu-lab/alpaca", "dataset_format": "alpaca", "max_steps": 100,
               "use_lora": True, "lora_r": 16, "lora_alpha": 32, "learning_rate": 2e-4, "batch_size": 4}
     saved = client.predict("gpt2-alpaca", config, api_name="/save_config")
-    assert saved["name"] == "gpt2-alpaca" and saved["config_id"]
+    assert saved["name"] == "gpt2-alpaca"
+    assert saved["config_id"]
     listed = client.predict(api_name="/list_configs")
     assert [c["config_id"] for c in listed if c["name"] == "gpt2-alpaca"] == [saved["config_id"]]
     got = client.predict(saved["config_id"], api_name="/get_config")
-    assert got["name"] == "gpt2-alpaca" and got["config_id"] == saved["config_id"]
+    assert got["name"] == "gpt2-alpaca"
+    assert got["config_id"] == saved["config_id"]
     assert {k: got["config"][k] for k in config} == config
     again = client.predict("gpt2-alpaca", {**config, "max_steps": 7}, api_name="/save_config")
     assert again["config_id"] == saved["config_id"]  # the same name replaces, keeping the id
@@ -102,7 +110,8 @@ def test_generate_answers_with_base_and_tuned_model(served: tuple[Client, JobMan
     job_id = fake_trained_job(manager, {"use_lora": False}, builtin_model_path(builtin_cache))
     out = client.predict(job_id, "Upper-case the word.", 6, 0.0, 1.0, "fox", api_name="/generate")
     assert out["prompt_formatted"] == "### Instruction:\nUpper-case the word.\n\n### Input:\nfox\n\n### Response:\n"
-    assert out["base"] == out["tuned"] and out["prompt_style"] == "alpaca"  # this "fine-tune" is the base itself
+    assert out["base"] == out["tuned"]
+    assert out["prompt_style"] == "alpaca"  # this "fine-tune" is the base itself
     with pytest.raises(AppError, match="max_new_tokens"):
         client.predict(job_id, "hi", 0, api_name="/generate")
     with pytest.raises(AppError, match="only a stopped or failed job can be resumed"):
@@ -115,7 +124,8 @@ def test_stop_a_long_job(client: Client) -> None:
     answer = client.predict(job_id, api_name="/stop_job")
     assert answer["message"] == f"Job {job_id} stopped"
     record = wait_for(client, job_id, ("stopped",), timeout=60)
-    assert 1 <= record["progress"]["step"] < 100_000 and record["finished_at"]
+    assert 1 <= record["progress"]["step"] < 100_000
+    assert record["finished_at"]
     with pytest.raises(AppError, match="already stopped"):
         client.predict(job_id, api_name="/stop_job")
 
@@ -127,7 +137,9 @@ def test_get_metrics_max_points_thins_a_long_history(served: tuple[Client, JobMa
     (job_dir / "metrics.jsonl").write_text("".join(f'{{"step": {s}, "loss": {1 / s}}}\n' for s in range(1, 1501)))
     manager.stop_job(job_id)
     thin = client.predict(job_id, None, 50, api_name="/get_metrics")["points"]
-    assert len(thin) == 50 and thin[0]["step"] == 1 and thin[-1]["step"] == 1500
+    assert len(thin) == 50
+    assert thin[0]["step"] == 1
+    assert thin[-1]["step"] == 1500
     assert [p["step"] for p in client.predict(job_id, 1400, 3, api_name="/get_metrics")["points"]] == [1401, 1451, 1500]
     assert len(client.predict(job_id, api_name="/get_metrics")["points"]) == 1500
     with pytest.raises(AppError, match="max_points"):

@@ -53,10 +53,14 @@ def test_seed_usage_goes_pending_running_completed(shared) -> None:
     mgr, job_id, seen = shared
     assert seen == ["pending", "running", "completed"], mgr.get_log(job_id)
     status = mgr.get_job_status(job_id)
-    assert status["created_at"] and status["started_at"] and status["finished_at"]
-    assert status["progress"]["step"] == 60 and status["progress"]["total_steps"] == 60
+    assert status["created_at"]
+    assert status["started_at"]
+    assert status["finished_at"]
+    assert status["progress"]["step"] == 60
+    assert status["progress"]["total_steps"] == 60
     assert status["error"] is None
-    assert status["result"]["saved"] == "lora_adapter" and status["result"]["steps"] == 60
+    assert status["result"]["saved"] == "lora_adapter"
+    assert status["result"]["steps"] == 60
     assert status["metrics"]["loss"] == pytest.approx(status["result"]["final_loss"])
 
 
@@ -156,7 +160,8 @@ def test_stop_a_running_job_saves_what_it_trained(manager: JobManager) -> None:
     record = manager.stop_job(job_id)
     assert record["status"] == "stopped", record
     assert time.monotonic() - asked < 10
-    assert record["result"]["stopped_early"] and record["result"]["steps"] >= 5
+    assert record["result"]["stopped_early"]
+    assert record["result"]["steps"] >= 5
     assert (Path(record["result"]["output_dir"]) / "adapter_config.json").exists()
     with pytest.raises(StateError, match="stopped"):
         manager.stop_job(job_id)
@@ -177,7 +182,8 @@ def test_queue_order_with_one_slot_and_stop_of_a_pending_job(manager: JobManager
     third = manager.create_job(FAST)
     assert manager.start_job(first)["status"] == "running"
     queued = manager.start_job(second)
-    assert queued["status"] == "pending" and queued["queue_position"] == 1
+    assert queued["status"] == "pending"
+    assert queued["queue_position"] == 1
     assert manager.start_job(third)["queue_position"] == 2
     assert manager.stop_job(third)["status"] == "stopped"  # a pending job stops without running
     assert manager.get_job_status(second)["queue_position"] == 1
@@ -186,7 +192,8 @@ def test_queue_order_with_one_slot_and_stop_of_a_pending_job(manager: JobManager
     assert a["status"] == b["status"] == "completed"
     assert b["started_at"] >= a["finished_at"]
     never = manager.get_job_status(third)
-    assert never["started_at"] is None and not manager.get_metrics(third)
+    assert never["started_at"] is None
+    assert not manager.get_metrics(third)
     assert [j["job_id"] for j in manager.list_jobs()] == [third, second, first]  # newest first
     assert [j["job_id"] for j in manager.list_jobs(status="stopped")] == [third]
 
@@ -207,7 +214,8 @@ def test_failures_end_the_job_with_a_readable_cause(manager: JobManager, config:
     manager.start_job(job_id)
     record = wait_for(manager, job_id, ("completed", "failed"), timeout=90)
     assert record["status"] == "failed"
-    assert expected in record["error"] and "\n" not in record["error"]
+    assert expected in record["error"]
+    assert "\n" not in record["error"]
     assert "Traceback" in manager.get_log(job_id)
 
 
@@ -240,7 +248,8 @@ def test_restart_marks_running_jobs_interrupted_and_requeues_waiting_ones(tmp_pa
     second = JobManager(data_dir=data).start()  # a server started on the same data dir after a crash
     try:
         record = second.get_job_status(ran)
-        assert record["status"] == "failed" and record["error"] == INTERRUPTED
+        assert record["status"] == "failed"
+        assert record["error"] == INTERRUPTED
         assert second.get_metrics(ran) == [{"step": 1, "loss": 3.0}]
         assert wait_for(second, waiting, ("completed", "failed"))["status"] == "completed"
     finally:
@@ -251,7 +260,8 @@ def test_configs_and_unknown_ids(manager: JobManager) -> None:
     seed = {"base_model": "gpt2", "dataset_name": "tatsu-lab/alpaca", "use_lora": True}
     config_id = manager.save_config("my_config", seed)
     saved = manager.get_config(config_id)
-    assert saved["name"] == "my_config" and saved["config"]["base_model"] == "gpt2"
+    assert saved["name"] == "my_config"
+    assert saved["config"]["base_model"] == "gpt2"
     assert manager.save_config("my_config", {**seed, "lora_r": 8}) == config_id
     assert manager.get_config(config_id)["config"]["lora_r"] == 8
     assert [c["config_id"] for c in manager.list_configs()] == [config_id]
@@ -282,5 +292,6 @@ def test_concurrent_calls_from_threads_keep_the_database_whole(manager: JobManag
         t.join()
     assert not errors
     reopened = Store(manager.database_path)
-    assert len(reopened.list_jobs()) == 80 and {j["status"] for j in reopened.list_jobs()} == {"stopped"}
+    assert len(reopened.list_jobs()) == 80
+    assert {j["status"] for j in reopened.list_jobs()} == {"stopped"}
     assert {c["name"]: c["config"]["max_steps"] for c in reopened.list_configs()} == {f"c{n}": 10 for n in range(8)}

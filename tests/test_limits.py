@@ -46,7 +46,8 @@ def test_names_are_length_limited(client: TestClient, quiet: JobManager) -> None
     for field in ("job_name", "base_model", "dataset_name", "output_dir"):
         error(client.post("/api/sft/train", json={"config": {field: long}}), 400, field, "at most")
     error(client.post("/api/sft/configs", json={"name": long, "config": {}}), 400, "name", "at most")
-    assert quiet.list_jobs() == [] and quiet.list_configs() == []
+    assert quiet.list_jobs() == []
+    assert quiet.list_configs() == []
     assert client.post("/api/sft/configs", json={"name": long[:-1], "config": {}}).status_code == 200
 
 
@@ -70,7 +71,8 @@ def test_saved_configs_are_limited_but_replacing_one_always_works(client: TestCl
     error(client.post("/api/sft/configs", json={"name": "c", "config": {}}), 400, "too many saved configs",
           "SFT_UI_MAX_CONFIGS=2")
     replaced = client.post("/api/sft/configs", json={"name": "a", "config": {"max_steps": 9}})
-    assert replaced.status_code == 200 and replaced.json()["config_id"] == first
+    assert replaced.status_code == 200
+    assert replaced.json()["config_id"] == first
     assert client.delete(f"/api/sft/configs/{first}").status_code == 200
     assert client.post("/api/sft/configs", json={"name": "c", "config": {}}).status_code == 200
     assert sorted(c["name"] for c in quiet.list_configs()) == ["b", "c"]

@@ -43,24 +43,29 @@ def test_rest_generate_and_its_errors(trained_job: Trained) -> None:
     answer = client.post(f"/api/sft/jobs/{job_id}/generate", json=body)
     assert answer.status_code == 200, answer.text
     out = answer.json()
-    assert {"base", "tuned", "prompt_formatted"} <= set(out) and out["prompt_formatted"].endswith("### Response:\n")
+    assert {"base", "tuned", "prompt_formatted"} <= set(out)
+    assert out["prompt_formatted"].endswith("### Response:\n")
     again = client.post(f"/api/sft/jobs/{job_id}/generate", json=body).json()
     assert (again["base"], again["tuned"]) == (out["base"], out["tuned"])  # temperature 0 is greedy
     sampled = client.post(f"/api/sft/jobs/{job_id}/generate", json={**body, "temperature": 1.0, "top_p": 0.9})
-    assert sampled.status_code == 200 and isinstance(sampled.json()["tuned"], str)
+    assert sampled.status_code == 200
+    assert isinstance(sampled.json()["tuned"], str)
 
     for bad, field in (({"max_new_tokens": 0}, "max_new_tokens"), ({"prompt": ""}, "prompt"),
                        ({"top_p": 0}, "top_p"), ({"temperature": 3}, "temperature"), ({"seed": 1}, "seed")):
         answer = client.post(f"/api/sft/jobs/{job_id}/generate", json={**body, **bad})
-        assert answer.status_code == 400 and field in answer.json()["detail"], (bad, answer.text)
+        assert answer.status_code == 400, (bad, answer.text)
+        assert field in answer.json()["detail"], (bad, answer.text)
     assert client.post("/api/sft/jobs/nope0000/generate", json=body).status_code == 404
 
     never_ran = manager.create_job({"max_steps": 5})
     answer = client.post(f"/api/sft/jobs/{never_ran}/generate", json=body)
-    assert answer.status_code == 400 and "is pending" in answer.json()["detail"]
+    assert answer.status_code == 400
+    assert "is pending" in answer.json()["detail"]
     manager.stop_job(never_ran)
     answer = client.post(f"/api/sft/jobs/{never_ran}/generate", json=body)
-    assert answer.status_code == 400 and f"job {never_ran} has no saved model" in answer.json()["detail"]
+    assert answer.status_code == 400
+    assert f"job {never_ran} has no saved model" in answer.json()["detail"]
 
 
 def test_one_job_is_loaded_at_a_time_and_released_when_idle(trained_job: Trained, builtin_cache: Path) -> None:
@@ -74,7 +79,8 @@ def test_one_job_is_loaded_at_a_time_and_released_when_idle(trained_job: Trained
         assert playground.loaded_job() == job_id
         out = playground.generate(chat_job, "Say the last word.", max_new_tokens=6)
         assert playground.loaded_job() == chat_job  # picking another job released the first
-        assert out["prompt_style"] == "chat" and out["base"] == out["tuned"]
+        assert out["prompt_style"] == "chat"
+        assert out["base"] == out["tuned"]
         assert out["prompt_formatted"] == "<|im_start|>user\nSay the last word.<|im_end|>\n<|im_start|>assistant\n"
         deadline = time.monotonic() + 20
         while playground.loaded_job() is not None:

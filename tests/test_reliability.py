@@ -168,11 +168,14 @@ def test_server_sigkilled_while_training_and_writing_loses_nothing(tmp_path: Pat
     again = Server(data, HF_TOKEN=SECRET)  # a restart on the same data dir
     try:
         finished = job(again.http, done_id)
-        assert finished["status"] == "completed" and finished["result"]["steps"] == 3
+        assert finished["status"] == "completed"
+        assert finished["result"]["steps"] == 3
         broken = job(again.http, long_id)
         # Its worker stopped and saved when the server died; the restart keeps what the worker wrote.
-        assert broken["status"] == "stopped" and broken["error"] is None, broken
-        assert broken["result"]["stopped_early"] and broken["result"]["steps"] >= 3, broken
+        assert broken["status"] == "stopped", broken
+        assert broken["error"] is None, broken
+        assert broken["result"]["stopped_early"], broken
+        assert broken["result"]["steps"] >= 3, broken
         points = again.http.get(f"/jobs/{long_id}/metrics").json()["points"]
         assert [p["step"] for p in points if "loss" in p][:3] == [1, 2, 3]  # the partial history is kept
         assert "[sft-ui] training" in again.http.get(f"/jobs/{long_id}/log").json()["log"]
@@ -299,13 +302,16 @@ def test_stop_works_in_every_phase_and_leaves_no_process(tmp_path: Path, slow_ph
             thread.join(60)
 
         for name in ("loading_model", "loading_data"):  # nothing to save yet: ended at once
-            assert stops[name]["status"] == "stopped" and stops[name]["took"] < 10, stops[name]
+            assert stops[name]["status"] == "stopped", stops[name]
+            assert stops[name]["took"] < 10, stops[name]
             assert stops[name]["progress"]["step"] == 0
         mid = stops["training"]
-        assert mid["status"] == "stopped" and mid["result"]["stopped_early"], mid
+        assert mid["status"] == "stopped", mid
+        assert mid["result"]["stopped_early"], mid
         assert (Path(mid["result"]["output_dir"]) / "adapter_config.json").exists()
         late = stops["saving"]  # the run had finished its steps: it completes its save, then ends
-        assert late["status"] in ("completed", "stopped") and late["result"]["steps"] == 3, late
+        assert late["status"] in ("completed", "stopped"), late
+        assert late["result"]["steps"] == 3, late
         assert (Path(late["result"]["output_dir"]) / "adapter_config.json").exists()
         for name, pid in pids.items():
             assert wait_gone(pid, timeout=5) < 5, name

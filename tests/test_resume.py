@@ -40,14 +40,17 @@ def test_a_stopped_then_failed_job_resumes_from_its_last_checkpoints_and_complet
     assert 12 <= at < 40
     job_dir = Path(stopped["job_dir"])
     name, step = resume.last_checkpoint(job_dir) or ("", 0)
-    assert step == at // 10 * 10 and name == f"checkpoint-{step}"
+    assert step == at // 10 * 10
+    assert name == f"checkpoint-{step}"
     assert steps_of(manager, job_id) == list(range(1, at + 1))
     lr_before = {p["step"]: p["learning_rate"] for p in manager.get_metrics(job_id) if "learning_rate" in p}
 
     resumed = rest_client(manager).post(f"/api/sft/jobs/{job_id}/resume")
     assert resumed.status_code == 200, resumed.text
     body = resumed.json()
-    assert body["job_id"] == job_id and body["status"] in ("pending", "running") and body["step"] == step
+    assert body["job_id"] == job_id
+    assert body["status"] in ("pending", "running")
+    assert body["step"] == step
     assert body["message"] == f"Job {job_id} resumed from step {step}"
     assert steps_of(manager, job_id) == list(range(1, step + 1))  # what came after the checkpoint is redone
 
@@ -60,11 +63,14 @@ def test_a_stopped_then_failed_job_resumes_from_its_last_checkpoints_and_complet
     os.kill(manager.get_job_status(job_id)["worker_pid"], signal.SIGKILL)
     assert wait_for(manager, job_id, ("failed",), timeout=30)["error"]
     again = manager.resume_job(job_id)
-    assert again["status"] in ("pending", "running") and again["resumed"]["from_step"] > step
+    assert again["status"] in ("pending", "running")
+    assert again["resumed"]["from_step"] > step
 
     done = wait_for(manager, job_id, ("completed", "failed", "stopped"))
     assert done["status"] == "completed", done["error"]
-    assert done["progress"]["step"] == 40 and done["result"]["steps"] == 40 and done["error"] is None
+    assert done["progress"]["step"] == 40
+    assert done["result"]["steps"] == 40
+    assert done["error"] is None
     assert done["resumed"]["times"] == 2
     assert steps_of(manager, job_id) == list(range(1, 41))  # one curve, no repeated steps
     lr_after = {p["step"]: p["learning_rate"] for p in manager.get_metrics(job_id) if "learning_rate" in p}
@@ -85,8 +91,10 @@ def test_resume_says_when_there_is_nothing_to_resume(manager: JobManager) -> Non
         manager.resume_job("nope0000")
     client = rest_client(manager)
     answer = client.post(f"/api/sft/jobs/{never_ran}/resume")
-    assert answer.status_code == 400 and "no checkpoint to resume from" in answer.json()["detail"]
+    assert answer.status_code == 400
+    assert "no checkpoint to resume from" in answer.json()["detail"]
     assert client.post("/api/sft/jobs/nope0000/resume").status_code == 404
     pending = manager.create_job({"max_steps": 5})
     answer = client.post(f"/api/sft/jobs/{pending}/resume")
-    assert answer.status_code == 400 and "is pending" in answer.json()["detail"]
+    assert answer.status_code == 400
+    assert "is pending" in answer.json()["detail"]

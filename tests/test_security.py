@@ -84,7 +84,8 @@ def test_paths_inside_the_data_root_are_accepted(client: TestClient, quiet: JobM
 def test_remote_code_and_tokens_are_unknown_keys(client: TestClient, quiet: JobManager, key: str) -> None:
     error(client.post("/api/sft/train", json={"config": {key: True}}), 400, key, "Extra inputs")
     error(client.post("/api/sft/configs", json={"name": "n", "config": {key: "x"}}), 400, key)
-    assert quiet.list_jobs() == [] and quiet.list_configs() == []
+    assert quiet.list_jobs() == []
+    assert quiet.list_configs() == []
 
 
 def test_no_code_path_turns_remote_code_on() -> None:
@@ -134,7 +135,8 @@ def test_api_key_on_every_rest_and_gradio_endpoint_is_401_and_changes_nothing(
         assert (quiet.list_jobs(), quiet.list_configs()) == before  # nothing changed
 
         ok = client.get("/api/sft/jobs", headers={"Authorization": "Bearer k3y"})
-        assert ok.status_code == 200 and [j["job_id"] for j in ok.json()["jobs"]] == [job_id]
+        assert ok.status_code == 200
+        assert [j["job_id"] for j in ok.json()["jobs"]] == [job_id]
         assert client.post("/login", data={"username": "anyone", "password": "k3y"}).status_code == 200
         assert client.post("/gradio_api/call/list_configs", json={"data": []}).status_code == 200
 

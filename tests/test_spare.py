@@ -18,7 +18,8 @@ def spared(tmp_path: Path, monkeypatch: pytest.MonkeyPatch) -> Iterator[JobManag
     monkeypatch.setenv("SFT_UI_SPARE_WORKER", "1")
     manager = JobManager(data_dir=tmp_path / "data").start()
     manager.store_root()  # opening the database starts the spare
-    assert manager.spare is not None and manager.spare.pid is not None
+    assert manager.spare is not None
+    assert manager.spare.pid is not None
     yield manager
     manager.shutdown()
 
@@ -31,7 +32,8 @@ def test_the_spare_runs_the_next_job_and_a_new_one_waits_after(spared: JobManage
     assert record["status"] == "completed", (record["error"], spared.get_log(job_id))
     assert record["worker_pid"] == first, "the waiting spare took the job"
     log = spared.get_log(job_id)
-    assert "[sft-ui] training" in log and "finished: completed" in log, "the spare wrote into the job's log"
+    assert "[sft-ui] training" in log, "the spare wrote into the job's log"
+    assert "finished: completed" in log, "the spare wrote into the job's log"
     assert [p["step"] for p in spared.get_metrics(job_id)] == list(range(1, 21))
     deadline = time.monotonic() + 60
     while (spared.spare.pid in (None, first)) and time.monotonic() < deadline:  # type: ignore[union-attr]

@@ -21,10 +21,12 @@ def test_the_form_has_every_field_with_its_default_bounds_and_help() -> None:
     assert [s.name for s in SPECS] == list(SFTConfig.model_fields)
     assert list(form.form_specs()) == list(field_groups())
     by_name = {s.name: s for s in SPECS}
-    assert by_name["max_steps"].info.endswith("[1 ≤ x ≤ 100,000]") and by_name["max_steps"].optional
+    assert by_name["max_steps"].info.endswith("[1 ≤ x ≤ 100,000]")
+    assert by_name["max_steps"].optional
     assert by_name["learning_rate"].info == "Peak learning rate. [0 < x ≤ 1]"
     assert by_name["dataset_format"].choices == ("auto", "alpaca", "sharegpt", "messages", "prompt_completion", "text")
-    assert by_name["lora_r"].label == "LoRA r" and by_name["use_lora"].kind == "bool"
+    assert by_name["lora_r"].label == "LoRA r"
+    assert by_name["use_lora"].kind == "bool"
 
 
 def test_the_default_form_is_the_default_config() -> None:
@@ -38,10 +40,14 @@ def test_form_values_convert_to_config_values() -> None:
     values.update(max_steps="", max_samples=" 50 ", batch_size=4.0, lora_target_modules="c_attn, c_proj\nc_fc,",
                   job_name="  run 1 ")
     config = SFTConfig(**form.form_to_config(SPECS, list(values.values())))
-    assert config.max_steps is None and config.max_samples == 50 and config.batch_size == 4
-    assert config.lora_target_modules == ["c_attn", "c_proj", "c_fc"] and config.job_name == "run 1"
+    assert config.max_steps is None
+    assert config.max_samples == 50
+    assert config.batch_size == 4
+    assert config.lora_target_modules == ["c_attn", "c_proj", "c_fc"]
+    assert config.job_name == "run 1"
     back = dict(zip([s.name for s in SPECS], form.config_to_form(SPECS, config.model_dump()), strict=True))
-    assert back["max_steps"] == "" and back["max_samples"] == "50"
+    assert back["max_steps"] == ""
+    assert back["max_samples"] == "50"
     assert back["lora_target_modules"] == "c_attn, c_proj, c_fc"
 
 
@@ -58,11 +64,14 @@ def test_table_rows_and_progress_text() -> None:
     assert views.table_rows([record]) == [["run", "abc", "gpt2", "tatsu-lab/alpaca", "running", "12/200", "1.235",
                                            "1m 05s", "2026-11-27 16:22:01"]]
     html = views.progress_html(record)
-    assert 'data-status="running"' in html and "Step 12/200 · 6%" in html and "ETA 1m 05s" in html
+    assert 'data-status="running"' in html
+    assert "Step 12/200 · 6%" in html
+    assert "ETA 1m 05s" in html
     queued = {**record, "status": "pending", "queue_position": 2}
     assert "position 2 in the queue" in views.progress_html(queued)
     assert views.table_rows([queued])[0][4] == "pending (#2 in queue)"
-    assert views.fmt_eta(3725) == "1h 02m" and views.fmt_eta(None) == ""
+    assert views.fmt_eta(3725) == "1h 02m"
+    assert views.fmt_eta(None) == ""
     done = {**record, "status": "completed", "metrics": {"eval_loss": 2.0}, "result": {"final_loss": 0.5}}
     assert views.table_rows([done])[0][6:8] == ["0.5", ""]  # last loss falls back to the final loss; no ETA
 
@@ -70,7 +79,8 @@ def test_table_rows_and_progress_text() -> None:
 def test_metrics_buffer_reads_incrementally_without_losing_or_repeating_points() -> None:
     points = [{"step": s, "loss": 1 / s, "learning_rate": 0.1} for s in range(1, 6)]
     buf = views.MetricsBuffer("j")
-    assert buf.since() is None and buf.add(points[:3])
+    assert buf.since() is None
+    assert buf.add(points[:3])
     assert buf.since() == 2  # one step back: a point logged late at step 3 is still read
     eval_point = {"step": 3, "eval_loss": 0.9}
     assert buf.add([p for p in [*points[:3], eval_point, *points[3:]] if p["step"] > buf.since()])
@@ -78,14 +88,16 @@ def test_metrics_buffer_reads_incrementally_without_losing_or_repeating_points()
     assert [p[0] for p in buf.loss if p[2] == "train"] == [1, 2, 3, 4, 5]
     assert [p[:2] for p in buf.loss if p[2] == "eval"] == [(3, 0.9)]
     frame = buf.loss_frame()
-    assert list(frame.columns) == ["step", "loss", "series"] and frame["loss"].notna().sum() == 6
+    assert list(frame.columns) == ["step", "loss", "series"]
+    assert frame["loss"].notna().sum() == 6
     assert set(frame["series"]) == {"train", "eval"}  # a NaN row per series keeps the plot's colors stable
 
 
 def test_metrics_buffer_after_a_thinned_first_read_misses_no_point_at_the_last_step() -> None:
     history = [{"step": s, "loss": 1 / s} for s in range(1, 3001)] + [{"step": 3000, "eval_loss": 0.5}]
     buf = views.MetricsBuffer("j")
-    assert buf.add(views.decimate(history)) and len(buf.loss) == views.MAX_PLOT_POINTS  # the eval point was left out
+    assert buf.add(views.decimate(history))
+    assert len(buf.loss) == views.MAX_PLOT_POINTS  # the eval point was left out
     later = [*history, {"step": 3001, "loss": 0.1}]
     assert buf.add([p for p in later if p["step"] > buf.since()])
     tail = sorted(p for p in buf.loss if p[0] >= 3000)
@@ -98,18 +110,27 @@ def test_jobs_table_shows_the_newest_page_and_reads_nothing_when_nothing_changed
     ids = [manager.create_job({"job_name": f"run {i:02d}"}) for i in range(60)]
     manager.stop_job(ids[0])
     first = jobs.jobs_table(manager, "all", "")
-    assert first is not None and first.frame is not None and first.choices is not None
+    assert first is not None
+    assert first.frame is not None
+    assert first.choices is not None
     assert list(first.frame["name"]) == [f"run {i:02d}" for i in range(59, 9, -1)]  # the newest 50
-    assert "newest 50 of 60" in first.label and len(first.choices) == 60
+    assert "newest 50 of 60" in first.label
+    assert len(first.choices) == 60
     assert jobs.jobs_table(manager, "all", first.sig) is None  # unchanged: no table, no pickers sent
     stopped = jobs.jobs_table(manager, "stopped", "")
-    assert stopped is not None and list(stopped.frame["id"]) == [ids[0]] and " of " not in stopped.label
+    assert stopped is not None
+    assert list(stopped.frame["id"]) == [ids[0]]
+    assert " of " not in stopped.label
     manager.store.update_job(ids[0], {"name": "oldest"})  # not on the page: only the pickers change
     after = jobs.jobs_table(manager, "all", first.sig)
-    assert after is not None and after.frame is None and (after.choices or [])[-1] == ("oldest · " + ids[0], ids[0])
+    assert after is not None
+    assert after.frame is None
+    assert (after.choices or [])[-1] == ("oldest · " + ids[0], ids[0])
     manager.delete_job(ids[0])
     deleted = jobs.jobs_table(manager, "all", after.sig)
-    assert deleted is not None and "newest 50 of 59" in deleted.label and len(deleted.choices or []) == 59
+    assert deleted is not None
+    assert "newest 50 of 59" in deleted.label
+    assert len(deleted.choices or []) == 59
 
 
 def test_plots_stay_under_the_point_limit() -> None:
@@ -117,11 +138,14 @@ def test_plots_stay_under_the_point_limit() -> None:
     buf.add([{"step": s, "loss": 1.0, "learning_rate": 0.1} for s in range(1, 20_001)])
     frame = buf.loss_frame()
     steps = frame["step"].dropna().tolist()
-    assert len(steps) == views.MAX_PLOT_POINTS and steps[0] == 1 and steps[-1] == 20_000
+    assert len(steps) == views.MAX_PLOT_POINTS
+    assert steps[0] == 1
+    assert steps[-1] == 20_000
     assert len(buf.lr_frame()) == views.MAX_PLOT_POINTS
     curves = {f"job{i}": [{"step": s, "loss": 1.0} for s in range(1, 5001)] for i in range(4)}
     assert views.compare_frame(curves)["loss"].notna().sum() <= views.MAX_PLOT_POINTS
-    assert views.decimate([1, 2, 3]) == [1, 2, 3] and math.isnan(views.plot_frame([], "loss", "job", ["a"])["step"][0])
+    assert views.decimate([1, 2, 3]) == [1, 2, 3]
+    assert math.isnan(views.plot_frame([], "loss", "job", ["a"])["step"][0])
 
 
 def test_preview_html_marks_what_carries_the_loss() -> None:

@@ -57,11 +57,14 @@ def test_train_starts_a_job_running_and_queues_the_next_pending(tmp_path: Path) 
             first = client.post("/api/sft/train", json={"config": LONG})
             second = client.post("/api/sft/train", json={"config": {**LONG, "job_name": "second"}})
             assert first.status_code == second.status_code == 200
-            assert set(first.json()) == {"job_id", "status"} and first.json()["status"] == "running"
+            assert set(first.json()) == {"job_id", "status"}
+            assert first.json()["status"] == "running"
             assert second.json()["status"] == "pending"
             queued = client.get(f"/api/sft/jobs/{second.json()['job_id']}").json()
-            assert queued["queue_position"] == 1 and queued["name"] == "second"
-            assert queued["config"]["max_steps"] == 100_000 and queued["config"]["use_lora"] is True
+            assert queued["queue_position"] == 1
+            assert queued["name"] == "second"
+            assert queued["config"]["max_steps"] == 100_000
+            assert queued["config"]["use_lora"] is True
             for job in (second.json(), first.json()):
                 stopped = client.post(f"/api/sft/jobs/{job['job_id']}/stop")
                 assert stopped.json() == {"message": f"Job {job['job_id']} stopped", "job_id": job["job_id"],
@@ -114,8 +117,11 @@ def test_get_job_returns_the_record(client: TestClient, manager: JobManager) -> 
     record = client.get(f"/api/sft/jobs/{job_id}").json()
     assert {"job_id", "name", "status", "created_at", "started_at", "finished_at", "config", "progress",
             "metrics", "error", "result"} <= set(record)
-    assert record["job_id"] == job_id and record["status"] == "pending" and record["name"] == "mine"
-    assert record["created_at"].endswith("Z") and record["started_at"] is None
+    assert record["job_id"] == job_id
+    assert record["status"] == "pending"
+    assert record["name"] == "mine"
+    assert record["created_at"].endswith("Z")
+    assert record["started_at"] is None
     assert record["progress"] == {"step": 0, "total_steps": 20, "epoch": 0.0, "eta_seconds": None}
     assert record == {**manager.get_job_status(job_id), "queue_position": None}
 
@@ -125,7 +131,8 @@ def test_list_jobs_newest_first_with_status_limit_and_offset(client: TestClient,
     finish(manager, ids[1], "completed")
     finish(manager, ids[2], "failed")
     listed = client.get("/api/sft/jobs").json()
-    assert list(listed) == ["jobs"] and [j["job_id"] for j in listed["jobs"]] == ids[::-1]
+    assert list(listed) == ["jobs"]
+    assert [j["job_id"] for j in listed["jobs"]] == ids[::-1]
     assert [j["job_id"] for j in client.get("/api/sft/jobs?status=pending").json()["jobs"]] == [ids[3], ids[0]]
     assert [j["job_id"] for j in client.get("/api/sft/jobs?status=completed").json()["jobs"]] == [ids[1]]
     assert client.get("/api/sft/jobs?status=stopped").json() == {"jobs": []}
@@ -144,7 +151,8 @@ def test_stop_a_pending_job_then_stopping_it_again_is_400_naming_its_status(clie
                                                                            manager: JobManager) -> None:
     job_id = pending_job(manager)
     stopped = client.post(f"/api/sft/jobs/{job_id}/stop")
-    assert stopped.status_code == 200 and stopped.json()["message"] == f"Job {job_id} stopped"
+    assert stopped.status_code == 200
+    assert stopped.json()["message"] == f"Job {job_id} stopped"
     assert client.get(f"/api/sft/jobs/{job_id}").json()["status"] == "stopped"
     error(client.post(f"/api/sft/jobs/{job_id}/stop"), 400, job_id, "stopped")
 
@@ -191,8 +199,12 @@ def test_metrics_max_points_thins_evenly_keeping_the_first_and_last(client: Test
     url = f"/api/sft/jobs/{job_id}/metrics"
     thin = client.get(url, params={"max_points": 100}).json()["points"]
     steps = [p["step"] for p in thin]
-    assert len(thin) == 100 and steps[0] == 1 and steps[-1] == 2000 and thin[-1] == points[-1]
-    assert steps == sorted(set(steps)) and max(b - a for a, b in zip(steps, steps[1:], strict=False)) <= 21
+    assert len(thin) == 100
+    assert steps[0] == 1
+    assert steps[-1] == 2000
+    assert thin[-1] == points[-1]
+    assert steps == sorted(set(steps))
+    assert max(b - a for a, b in zip(steps, steps[1:], strict=False)) <= 21
     assert client.get(url, params={"max_points": 5000}).json()["points"] == points  # fewer than the limit: all
     newer = client.get(url, params={"since": 1990, "max_points": 4}).json()["points"]
     assert [p["step"] for p in newer] == [1991, 1994, 1997, 2000]  # since first, then thinned
@@ -213,8 +225,11 @@ def test_list_without_params_returns_every_job_and_follows_changes(client: TestC
     manager.delete_job(ended[1])
     manager.stop_job(waiting)
     jobs = client.get("/api/sft/jobs").json()["jobs"]
-    assert len(jobs) == 60 and jobs[-1]["name"] == "renamed" and ended[1] not in {j["job_id"] for j in jobs}
-    assert jobs[0]["status"] == "stopped" and client.get("/api/sft/health").json()["jobs"]["stopped"] == 21
+    assert len(jobs) == 60
+    assert jobs[-1]["name"] == "renamed"
+    assert ended[1] not in {j["job_id"] for j in jobs}
+    assert jobs[0]["status"] == "stopped"
+    assert client.get("/api/sft/health").json()["jobs"]["stopped"] == 21
 
 
 @pytest.mark.parametrize(("method", "path"), [
@@ -232,14 +247,18 @@ def test_unknown_job_or_config_is_404(client: TestClient, method: str, path: str
 def test_save_list_get_and_delete_configs(client: TestClient) -> None:
     seed = {"base_model": "gpt2", "dataset_name": "tatsu-lab/alpaca", "use_lora": True}
     saved = client.post("/api/sft/configs", json={"name": "my_config", "config": seed})
-    assert saved.status_code == 200 and set(saved.json()) == {"config_id", "name"}
+    assert saved.status_code == 200
+    assert set(saved.json()) == {"config_id", "name"}
     config_id = saved.json()["config_id"]
     assert saved.json()["name"] == "my_config"
     listed = client.get("/api/sft/configs").json()
-    assert isinstance(listed, list) and len(listed) == 1
-    assert {"config_id", "name", "config"} <= set(listed[0]) and listed[0]["config_id"] == config_id
+    assert isinstance(listed, list)
+    assert len(listed) == 1
+    assert {"config_id", "name", "config"} <= set(listed[0])
+    assert listed[0]["config_id"] == config_id
     one = client.get(f"/api/sft/configs/{config_id}").json()
-    assert one["name"] == "my_config" and one["config"]["base_model"] == "gpt2"
+    assert one["name"] == "my_config"
+    assert one["config"]["base_model"] == "gpt2"
     assert one["config"]["max_steps"] == 200  # the rest are the defaults, stored in full
     again = client.post("/api/sft/configs", json={"name": "my_config", "config": {"max_steps": 5}}).json()
     assert again == {"config_id": config_id, "name": "my_config"}  # same name: replaced, same id
@@ -341,11 +360,14 @@ def poll(http: httpx.Client, job_id: str, timeout: float = 300.0) -> dict[str, A
 def test_seed_endpoints_against_a_live_server(sft_server: str) -> None:
     with httpx.Client(base_url=f"{sft_server}/api/sft", timeout=30) as http:
         started = http.post("/train", json={"config": {"max_steps": 20}})
-        assert started.status_code == 200 and started.json()["status"] in ("running", "pending")
+        assert started.status_code == 200
+        assert started.json()["status"] in ("running", "pending")
         job_id = started.json()["job_id"]
         record = poll(http, job_id)
         assert record["status"] == "completed", http.get(f"/jobs/{job_id}/log").json()["log"]
-        assert record["progress"]["step"] == 20 and record["result"]["steps"] == 20 and record["error"] is None
+        assert record["progress"]["step"] == 20
+        assert record["result"]["steps"] == 20
+        assert record["error"] is None
         assert job_id in [job["job_id"] for job in http.get("/jobs").json()["jobs"]]
         points = [p for p in http.get(f"/jobs/{job_id}/metrics").json()["points"] if "loss" in p]
         assert [p["step"] for p in points] == list(range(1, 21))

@@ -51,8 +51,10 @@ def test_space_yaml_equals_readme_front_matter_and_pins_gradio() -> None:
     assert front == space
     settings = yaml.safe_load(space)
     pin = re.search(r"^gradio==(\S+)$", (ROOT / "requirements.txt").read_text(), re.M).group(1)
-    assert settings["sdk"] == "gradio" and settings["sdk_version"] == pin
-    assert settings["app_file"] == "app.py" and (ROOT / settings["app_file"]).exists()
+    assert settings["sdk"] == "gradio"
+    assert settings["sdk_version"] == pin
+    assert settings["app_file"] == "app.py"
+    assert (ROOT / settings["app_file"]).exists()
     assert {"title", "emoji", "colorFrom", "colorTo", "python_version", "suggested_hardware"} <= set(settings)
 
 
@@ -71,7 +73,8 @@ def test_app_serves_docs_for_every_endpoint_the_ui_and_the_api(manager: JobManag
         assert {path: set(ops) for path, ops in spec["paths"].items()} == ENDPOINTS
         for path, ops in spec["paths"].items():
             for method, op in ops.items():
-                assert "200" in op["responses"] and op["summary"], (method, path)
+                assert "200" in op["responses"], (method, path)
+                assert op["summary"], (method, path)
                 if path != "/api/sft/health":
                     assert {"400", "401", "404", "500"} <= set(op["responses"]), (method, path)
         schemas = spec["components"]["schemas"]
@@ -79,7 +82,8 @@ def test_app_serves_docs_for_every_endpoint_the_ui_and_the_api(manager: JobManag
         assert {"base_model", "max_steps", "lora_r"} <= set(schemas["SFTConfig"]["properties"])
         assert client.get("/docs").status_code == 200
         page = client.get("/")
-        assert page.status_code == 200 and "text/html" in page.headers["content-type"]
+        assert page.status_code == 200
+        assert "text/html" in page.headers["content-type"]
         saved = client.post("/api/sft/configs", json={"name": "via app", "config": {}}).json()
         assert manager.get_config(saved["config_id"])["name"] == "via app"  # the injected manager serves it
         assert client.get("/api/sft/nowhere").status_code == 404
@@ -113,12 +117,17 @@ def test_readme_curl_example_runs_against_a_live_server(sft_server: str) -> None
     out = subprocess.run(["bash", "-euo", "pipefail", "-c", script], capture_output=True, text=True, timeout=120)
     assert out.returncode == 0, out.stderr
     started, record, metrics, log, listed, stopped, saved, configs, config = decode_all(out.stdout)
-    assert set(started) == {"job_id", "status"} and started["status"] in ("running", "pending")
+    assert set(started) == {"job_id", "status"}
+    assert started["status"] in ("running", "pending")
     assert record["job_id"] == metrics["job_id"] == log["job_id"] == started["job_id"]
-    assert "points" in metrics and isinstance(log["log"], str) and "jobs" in listed
+    assert "points" in metrics
+    assert isinstance(log["log"], str)
+    assert "jobs" in listed
     assert stopped.get("message") == f"Job {started['job_id']} stopped" or "already" in stopped["detail"]
-    assert saved["name"] == "quick" and saved["config_id"] in [c["config_id"] for c in configs]
-    assert config["config"]["max_steps"] == 20 and config["config"]["lora_r"] == 8
+    assert saved["name"] == "quick"
+    assert saved["config_id"] in [c["config_id"] for c in configs]
+    assert config["config"]["max_steps"] == 20
+    assert config["config"]["lora_r"] == 8
 
 
 def test_readme_gradio_client_example_runs_against_a_live_server(sft_server: str) -> None:
@@ -127,4 +136,5 @@ def test_readme_gradio_client_example_runs_against_a_live_server(sft_server: str
     assert out.returncode == 0, out.stderr
     status_line, last_point = out.stdout.splitlines()[-2:]
     assert status_line.startswith("completed {"), out.stdout
-    assert "'loss'" in last_point and "'step': 20" in last_point
+    assert "'loss'" in last_point
+    assert "'step': 20" in last_point

@@ -10,6 +10,7 @@ from pathlib import Path
 from typing import Any
 
 from sft_ui import jobdir, settings
+from sft_ui.status import ENDED, JobStatus
 from sft_ui.store import Store
 
 INTERRUPTED = "interrupted: the server stopped while it ran"
@@ -55,12 +56,12 @@ def ended_fields(job_dir: Path, now: str) -> dict[str, Any]:
     outcome = jobdir.read_json(job_dir / jobdir.RESULT)
     fields: dict[str, Any] = {"phase": None, "finished_at": now, "metrics": state["metrics"]}
     progress = {k: v for k, v in state["progress"].items() if v is not None}
-    if outcome and outcome.get("status") in ("completed", "stopped", "failed"):
+    if outcome and outcome.get("status") in ENDED:
         fields.update(status=outcome["status"], error=outcome.get("error"), result=outcome.get("result"))
         progress["eta_seconds"] = 0
         fields["finished_at"] = _iso((job_dir / jobdir.RESULT).stat().st_mtime)
     else:
-        fields.update(status="failed", error=INTERRUPTED)
+        fields.update(status=JobStatus.FAILED, error=INTERRUPTED)
     fields["progress"] = progress
     return fields
 
@@ -72,7 +73,7 @@ def record_from_folder(job_dir: Path, base: dict[str, Any] | None, now: str) -> 
     record: dict[str, Any] = {
         "job_id": job_dir.name, "name": config.get("job_name") or
         f"{config.get('base_model', '?')} on {config.get('dataset_name', '?')}",
-        "status": "pending", "created_at": created, "started_at": None, "finished_at": None, "queued_at": None,
+        "status": JobStatus.PENDING, "created_at": created, "started_at": None, "finished_at": None, "queued_at": None,
         "config": config, "job_dir": str(job_dir),
         "progress": {"step": 0, "total_steps": config.get("max_steps"), "epoch": 0.0, "eta_seconds": None},
         "metrics": {}, "phase": None, "error": None, "result": None,
@@ -80,12 +81,12 @@ def record_from_folder(job_dir: Path, base: dict[str, Any] | None, now: str) -> 
     if base:
         record.update({k: v for k, v in base.items() if k not in ("job_dir", "job_id")})
     began = (job_dir / jobdir.STATUS).exists() or (job_dir / jobdir.RESULT).exists()
-    if began or record["status"] == "running":
+    if began or record["status"] == JobStatus.RUNNING:
         fields = ended_fields(job_dir, now)
         fields["progress"] = {**record["progress"], **fields["progress"]}
         record.update(fields)
         record["started_at"] = record["started_at"] or created
-    elif record["status"] == "pending":
+    elif record["status"] == JobStatus.PENDING:
         record["queued_at"] = None  # it never started: created, waiting for a start
     return record
 

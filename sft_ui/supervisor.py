@@ -13,6 +13,7 @@ from pathlib import Path
 from typing import Any
 
 from sft_ui import jobdir, pids, settings
+from sft_ui.status import JobStatus
 
 log = logging.getLogger(__name__)
 
@@ -62,9 +63,9 @@ class Run:
         if result is not None:
             return result
         if self.stop_requested.is_set():
-            return {"status": "stopped"}
+            return {"status": JobStatus.STOPPED}
         cause = f"killed by signal {-code}" if code < 0 else f"exited with code {code}"
-        return {"status": "failed", "error": f"worker {cause} before it finished (see the log)"}
+        return {"status": JobStatus.FAILED, "error": f"worker {cause} before it finished (see the log)"}
 
     def ask_to_stop(self) -> None:
         """Ask the worker to stop; before training begins there is nothing to save, so end it now."""

@@ -19,6 +19,7 @@ from typing import Any
 
 from sft_ui import jobdir
 from sft_ui.errors import one_line
+from sft_ui.status import JobStatus
 
 _stop = threading.Event()
 _server: int | None = None  # the pid of the process whose end ends us: the server, or a rank's launcher
@@ -238,7 +239,7 @@ def run_job(job_dir: Path, data_root: Path, cache_dir: Path) -> int:
 
         config = SFTConfig(**json.loads((job_dir / jobdir.CONFIG).read_text(encoding="utf-8")))
         if reporter.should_stop():
-            outcome = {"status": "stopped", "error": None, "result": None}
+            outcome = {"status": JobStatus.STOPPED, "error": None, "result": None}
         else:
             resume = _resume_point(job_dir, reporter)
             from sft_ui.worker import training  # heavy: torch, transformers, trl, peft
@@ -246,17 +247,18 @@ def run_job(job_dir: Path, data_root: Path, cache_dir: Path) -> int:
             result = training.run(config, job_dir, data_root, cache_dir, reporter, resume_from=resume)
             if isinstance(reporter, StatusReporter):
                 result["phase_seconds"] = {**reporter.phase_seconds, "finished": reporter.since_start()}
-            outcome = {"status": "stopped" if result.get("stopped_early") else "completed",
+            outcome = {"status": JobStatus.STOPPED if result.get("stopped_early") else JobStatus.COMPLETED,
                        "error": None, "result": result}
     except BaseException as exc:  # noqa: BLE001 - every failure becomes the job's error
         traceback.print_exc()
-        outcome = {"status": "stopped" if _stop.is_set() else "failed", "error": job_error(exc), "result": None}
-        if outcome["status"] == "stopped":
+        outcome = {"status": JobStatus.STOPPED if _stop.is_set() else JobStatus.FAILED, "error": job_error(exc),
+                   "result": None}
+        if outcome["status"] == JobStatus.STOPPED:
             outcome["error"] = None
     reporter.phase("done")
     reporter.close()
     if rank:
-        return 0 if outcome["status"] != "failed" else 1
+        return 0 if outcome["status"] != JobStatus.FAILED else 1
     jobdir.write_json(job_dir / jobdir.RESULT, outcome, durable=True)
     print(f"[sft-ui] finished: {outcome['status']}" + (f": {outcome['error']}" if outcome["error"] else ""),
           flush=True)

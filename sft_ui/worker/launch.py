@@ -15,6 +15,7 @@ import time
 from pathlib import Path
 
 from sft_ui import jobdir, settings
+from sft_ui.status import JobStatus
 
 LAUNCHED = "SFT_UI_LAUNCHED"  # set in the environment of the processes that accelerate starts
 
@@ -46,7 +47,8 @@ def command(job_dir: Path, data_root: Path, cache_dir: Path, count: int) -> list
 
 def _fail(job_dir: Path, error: str) -> int:
     print(f"[sft-ui] finished: failed: {error}", flush=True)
-    jobdir.write_json(job_dir / jobdir.RESULT, {"status": "failed", "error": error, "result": None}, durable=True)
+    jobdir.write_json(job_dir / jobdir.RESULT, {"status": JobStatus.FAILED, "error": error, "result": None},
+                      durable=True)
     return 0
 
 

@@ -26,9 +26,9 @@ ENDED = (JobStatus.COMPLETED, JobStatus.FAILED, JobStatus.STOPPED)
 class Progress:
     """Where a job stands: `progress` in its record."""
 
-    step: int = 0
-    total_steps: int | None = None
-    epoch: float = 0.0
+    step: int | float = 0
+    total_steps: int | float | None = None
+    epoch: float | None = 0.0
     eta_seconds: float | None = None
 
     @classmethod

@@ -14,7 +14,7 @@ from pydantic import BaseModel, ConfigDict, Field, ValidationError
 from sft_ui import settings
 from sft_ui.config import SFTConfig, Text, describe_errors
 from sft_ui.manager import JobManager, NotFoundError
-from sft_ui.status import STATUSES, JobStatus
+from sft_ui.status import STATUSES, JobStatus, Progress
 from sft_ui.store import StoreWriteError
 
 PREFIX = "/api/sft"
@@ -35,16 +35,6 @@ class TrainResponse(BaseModel):
 
     job_id: str
     status: JobStatus
-
-
-class Progress(BaseModel):
-    """How far a job has come."""
-
-    model_config = ConfigDict(extra="allow")
-    step: int | float = 0
-    total_steps: int | float | None = None
-    epoch: float | None = None
-    eta_seconds: float | None = None
 
 
 class JobRecord(BaseModel):

@@ -11,6 +11,7 @@ from collections.abc import Iterator
 from pathlib import Path
 
 import pytest
+from fastapi.testclient import TestClient
 
 os.environ["HF_HUB_OFFLINE"] = "1"
 os.environ.setdefault("TOKENIZERS_PARALLELISM", "false")
@@ -18,7 +19,8 @@ os.environ.setdefault("TOKENIZERS_PARALLELISM", "false")
 os.environ.setdefault("SFT_UI_SPARE_WORKER", "0")
 
 from sft_ui.manager import JobManager  # noqa: E402
-from tests.helpers import wait_until_serving  # noqa: E402
+from tests.helpers import rest_client  # noqa: E402
+from tests.servers import AppServer  # noqa: E402
 
 SHARED_DATA = Path(__file__).resolve().parents[2] / "shared" / "data"
 
@@ -56,29 +58,22 @@ def trained_job(tmp_path_factory: pytest.TempPathFactory, builtin_cache: Path) -
 @pytest.fixture(scope="session")
 def sft_server(tmp_path_factory: pytest.TempPathFactory, builtin_cache: Path) -> Iterator[str]:
     """README's run command, `python app.py`, serving on a free port; yields its base URL."""
-    import signal
-    import subprocess
-    import sys
-
-    from sft_ui.settings import free_port
-
-
-    port = free_port()
-    root = Path(__file__).resolve().parents[1]
     data = tmp_path_factory.mktemp("server") / "data"
-    env = {**os.environ, "PORT": str(port), "SFT_UI_DATA_DIR": str(data), "SFT_UI_MAX_CONCURRENT_JOBS": "1"}
-    env.pop("SFT_UI_API_KEY", None)
-    log = open(data.parent / "server.log", "wb")
-    proc = subprocess.Popen([sys.executable, "app.py"], cwd=root, env=env, stdout=log, stderr=subprocess.STDOUT)
-    base = f"http://127.0.0.1:{port}"
-    wait_until_serving(proc, f"{base}/api/sft/health", data.parent / "server.log")
-    yield base
-    proc.send_signal(signal.SIGINT)  # uvicorn shuts down; the manager stops running jobs
-    try:
-        proc.wait(60)
-    except subprocess.TimeoutExpired:
-        proc.kill()
-    log.close()
+    with AppServer(data, log_path=data.parent / "server.log", SFT_UI_MAX_CONCURRENT_JOBS="1") as server:
+        yield server.url
+
+
+@pytest.fixture
+def api_manager(manager: JobManager) -> JobManager:
+    """The manager `client` serves: `manager`; a module whose jobs must never start overrides it with `quiet`."""
+    return manager
+
+
+@pytest.fixture
+def client(api_manager: JobManager) -> Iterator[TestClient]:
+    """A TestClient over the REST routers alone (helpers.api_app) on `api_manager`, its start-up run."""
+    with rest_client(api_manager) as test_client:
+        yield test_client
 
 
 def find_chromium() -> str | None:

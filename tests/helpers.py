@@ -3,17 +3,17 @@
 from __future__ import annotations
 
 import shutil
-import subprocess
 import time
 from pathlib import Path
 
-import httpx
 import pytest
 from fastapi import FastAPI
 from fastapi.testclient import TestClient
 
 from sft_ui import jobdir
 from sft_ui.manager import JobManager
+
+LONG = {"max_steps": 100_000, "logging_steps": 1}  # a job that trains until it is stopped
 
 
 def alive(pid: int) -> bool:
@@ -23,6 +23,20 @@ def alive(pid: int) -> bool:
     except OSError:
         return False
     return stat.rsplit(")", 1)[1].split()[0] != "Z"
+
+
+def group_members(pgid: int) -> list[int]:
+    """Live processes in process group `pgid` (a worker leads its own group)."""
+    members = []
+    for entry in Path("/proc").iterdir():
+        if entry.name.isdigit():
+            try:
+                fields = (entry / "stat").read_text().rsplit(")", 1)[1].split()
+            except OSError:
+                continue
+            if int(fields[2]) == pgid and fields[0] != "Z":
+                members.append(int(entry.name))
+    return members
 
 
 def wait_for(manager: JobManager, job_id: str, statuses: tuple[str, ...], timeout: float = 120.0) -> dict:
@@ -65,18 +79,3 @@ def api_app(manager: JobManager) -> FastAPI:
 def rest_client(manager: JobManager) -> TestClient:
     """A TestClient over api_app(manager)."""
     return TestClient(api_app(manager))
-
-
-def wait_until_serving(proc: subprocess.Popen, health_url: str, log_path: Path, timeout: float = 90.0) -> None:
-    """Wait for a started `python app.py` to answer `health_url`; fail with its log when it does not."""
-    deadline = time.monotonic() + timeout
-    while True:
-        try:
-            if httpx.get(health_url, timeout=2).status_code == 200:
-                return
-        except httpx.HTTPError:
-            pass
-        if proc.poll() is not None or time.monotonic() > deadline:
-            proc.kill()
-            pytest.fail(f"app.py did not serve {health_url}:\n{log_path.read_text()[-3000:]}")
-        time.sleep(0.3)

@@ -15,8 +15,8 @@ from pathlib import Path
 import pytest
 
 from sft_ui import jobdir
-from tests.helpers import alive
-from tests.test_reliability import LONG, ROOT, Server, group_members, job
+from tests.helpers import LONG, alive, group_members
+from tests.servers import ROOT, AppServer
 
 pytestmark = pytest.mark.slow
 
@@ -84,11 +84,11 @@ def cpu_ticks(pid: int) -> int:
     return int(fields[11]) + int(fields[12]) if fields else 0
 
 
-def job_processes(server: Server, job_ids: list[str]) -> set[int]:
+def job_processes(server: AppServer, job_ids: list[str]) -> set[int]:
     """The jobs' processes as the server and the job dirs name them: worker_pid and the pids/ folder."""
     pids = set()
     for job_id in job_ids:
-        record = job(server.http, job_id)
+        record = server.job(job_id)
         if record.get("worker_pid"):
             pids.add(record["worker_pid"])
         folder = Path(record["job_dir"]) / jobdir.PIDS
@@ -107,39 +107,39 @@ def until(what: str, check: Callable[[], bool], timeout: float = 240.0, every: f
 # --- the moments ---
 
 
-def step(server: Server, job_id: str, at_least: int = 2) -> bool:
-    record = job(server.http, job_id)
+def step(server: AppServer, job_id: str, at_least: int = 2) -> bool:
+    record = server.job(job_id)
     assert record["status"] in ("pending", "running"), record
     return record["progress"]["step"] >= at_least
 
 
-def first_spare_and_refilled_spare_mid_import(server: Server) -> list[str]:
+def first_spare_and_refilled_spare_mid_import(server: AppServer) -> list[str]:
     """The first spare trains; a job queued behind a short one goes to the refilled spare while it still imports."""
     first = server.http.post("/train", json={"config": LONG}).json()["job_id"]
     until("the first job trains", lambda: step(server, first))
-    assert "--spare" in cmdline(job(server.http, first)["worker_pid"]), "the waiting spare took the first job"
+    assert "--spare" in cmdline(server.job(first)["worker_pid"]), "the waiting spare took the first job"
     short = server.http.post("/train", json={"config": SHORT}).json()["job_id"]
     queued = server.http.post("/train", json={"config": LONG}).json()["job_id"]
     # The short job ends, a new spare starts, and the queued job is handed to it at once.
-    until("the queued job reaches the refilled spare", lambda: job(server.http, queued).get("worker_pid"), every=0.05)
-    assert job(server.http, short)["status"] == "completed"
-    assert "--spare" in cmdline(job(server.http, queued)["worker_pid"])
+    until("the queued job reaches the refilled spare", lambda: server.job(queued).get("worker_pid"), every=0.05)
+    assert server.job(short)["status"] == "completed"
+    assert "--spare" in cmdline(server.job(queued)["worker_pid"])
     return [first, short, queued]
 
 
-def refilled_spare_trains_and_a_spare_waits(server: Server) -> list[str]:
+def refilled_spare_trains_and_a_spare_waits(server: AppServer) -> list[str]:
     """A refilled spare trains a job while the next spare, its imports done, waits for one."""
     short = server.http.post("/train", json={"config": SHORT}).json()["job_id"]
-    until("the first job completes", lambda: job(server.http, short)["status"] == "completed")
+    until("the first job completes", lambda: server.job(short)["status"] == "completed")
     refilled = server.http.post("/train", json={"config": LONG}).json()["job_id"]
     other = server.http.post("/train", json={"config": SHORT}).json()["job_id"]  # a fresh worker: the spare is taken
     until("the refilled spare trains", lambda: step(server, refilled))
-    until("the other short job completes", lambda: job(server.http, other)["status"] == "completed")
-    assert "--spare" in cmdline(job(server.http, refilled)["worker_pid"])
+    until("the other short job completes", lambda: server.job(other)["status"] == "completed")
+    assert "--spare" in cmdline(server.job(refilled)["worker_pid"])
 
     def spare_idle() -> bool:
-        taken = job(server.http, refilled)["worker_pid"]
-        spares = [p for p in descendants(server.proc.pid) if "--spare" in cmdline(p) and p != taken]
+        taken = server.job(refilled)["worker_pid"]
+        spares = [p for p in descendants(server.pid) if "--spare" in cmdline(p) and p != taken]
         if not spares:
             return False
         before = cpu_ticks(spares[0])
@@ -150,18 +150,18 @@ def refilled_spare_trains_and_a_spare_waits(server: Server) -> list[str]:
     return [short, refilled, other]
 
 
-def fresh_two_processes_and_saving(server: Server) -> list[str]:
+def fresh_two_processes_and_saving(server: AppServer) -> list[str]:
     """Spare off: a fresh worker trains, a 2-process job trains, and a job hangs in its save."""
     fresh = server.http.post("/train", json={"config": LONG}).json()["job_id"]
     pair = server.http.post("/train", json={"config": {**LONG, "num_processes": 2, "batch_size": 4}}).json()["job_id"]
     saving = server.http.post("/train", json={"config": {**SHORT, "job_name": "slow save"}}).json()["job_id"]
     until("the fresh and 2-process jobs train", lambda: step(server, fresh) and step(server, pair))
-    until("the third job saves", lambda: job(server.http, saving).get("phase") == "saving")
-    assert len(job_processes(server, [pair]) - {job(server.http, pair)["worker_pid"]}) == 2, "two training ranks"
+    until("the third job saves", lambda: server.job(saving).get("phase") == "saving")
+    assert len(job_processes(server, [pair]) - {server.job(pair)["worker_pid"]}) == 2, "two training ranks"
     return [fresh, pair, saving]
 
 
-CASES: dict[str, tuple[Callable[[Server], list[str]], dict[str, str]]] = {
+CASES: dict[str, tuple[Callable[[AppServer], list[str]], dict[str, str]]] = {
     "first spare trains, refilled spare takes a job mid-import": (
         first_spare_and_refilled_spare_mid_import, {"SFT_UI_SPARE_WORKER": "1", "SFT_UI_MAX_CONCURRENT_JOBS": "2"}),
     "refilled spare trains, a spare waits": (
@@ -178,16 +178,15 @@ def test_every_worker_ends_within_30s_of_the_servers_sigkill(case: str, tmp_path
     hooks.mkdir()
     (hooks / "sitecustomize.py").write_text(SLOW_SAVE)
     path = os.pathsep.join(p for p in (str(hooks), os.environ.get("PYTHONPATH")) if p)
-    server = Server(tmp_path / "data", PYTHONPATH=path, **env)
+    server = AppServer(tmp_path / "data", PYTHONPATH=path, **env).start()
     captured: dict[int, str] = {}
     try:
         job_ids = arrange(server)
-        pids = descendants(server.proc.pid) | job_processes(server, job_ids)
+        pids = descendants(server.pid) | job_processes(server, job_ids)
         pids |= {m for pid in set(pids) for m in group_members(pid)}
         captured = {pid: line for pid in pids if (line := cmdline(pid))}
-        server.proc.send_signal(signal.SIGKILL)
         killed = time.monotonic()
-        server.proc.wait()
+        server.kill()
         ended: dict[int, float] = {}
         while len(ended) < len(captured) and time.monotonic() - killed < DEADLINE:
             for pid in set(captured) - set(ended):
@@ -201,9 +200,7 @@ def test_every_worker_ends_within_30s_of_the_servers_sigkill(case: str, tmp_path
         assert not left, f"still running {DEADLINE:.0f} s after the server's SIGKILL: {left}"
         assert any("sft_ui.worker" in line for line in captured.values())
     finally:
-        if server.proc.poll() is None:
-            server.proc.kill()
-            server.proc.wait()
+        server.kill()
         server.http.close()
         for pid, line in captured.items():  # only what this test started, and only if it is still that process
             if alive(pid) and cmdline(pid) == line:

@@ -9,7 +9,7 @@ import pytest
 from playwright.sync_api import Page, expect
 
 from sft_ui.manager import JobManager
-from tests.live_server import live_server
+from tests.servers import live_server
 from tests.test_ui_browser import choose, screenshots_on_failure
 
 NAME = "<img src=x onerror=window.pwned=1> **bold**"

@@ -18,7 +18,7 @@ from hypothesis import strategies as st
 from sft_ui.config import SFTConfig
 from sft_ui.manager import JobManager
 from sft_ui.store import Store
-from tests.live_server import live_server
+from tests.servers import live_server
 
 FIELDS = sorted(SFTConfig.model_fields)
 OK_CODES = {200, 400, 401, 404, 405}

@@ -15,7 +15,7 @@ from sft_ui.builtin import builtin_model_path
 from sft_ui.manager import JobManager
 from sft_ui.web.gradio_api import API_NAMES
 from tests.helpers import fake_trained_job
-from tests.live_server import live_server
+from tests.servers import live_server
 
 
 @pytest.fixture(scope="module")
@@ -24,23 +24,24 @@ def served(tmp_path_factory: pytest.TempPathFactory, builtin_cache: Path) -> Ite
     builtin_model_path(builtin_cache)  # made once per session; the jobs' timeouts then measure only the jobs
     manager = JobManager(data_dir=tmp_path_factory.mktemp("gradio-api") / "data", max_concurrent_jobs=2).start()
     with live_server(manager) as url:
-        client = Client(url, verbose=False)
-        yield client, manager
-        client.close()  # ends its heartbeat stream, so the server shuts down at once
+        gradio = Client(url, verbose=False)
+        yield gradio, manager
+        gradio.close()  # ends its heartbeat stream, so the server shuts down at once
 
 
 @pytest.fixture
-def client(served: tuple[Client, JobManager]) -> Client:
+def gradio(served: tuple[Client, JobManager]) -> Client:
+    """The gradio_client Client of `served` (not conftest's REST `client`)."""
     return served[0]
 
 
-def wait_for(client: Client, job_id: str, statuses: tuple[str, ...], timeout: float = 120.0,
+def wait_for(gradio: Client, job_id: str, statuses: tuple[str, ...], timeout: float = 120.0,
              until: Any = None) -> dict[str, Any]:
     """Poll /get_job until the job's status is in `statuses` (and `until(record)` holds, when given)."""
     deadline = time.monotonic() + timeout
     record: dict[str, Any] = {}
     while time.monotonic() < deadline:
-        record = client.predict(job_id, api_name="/get_job")
+        record = gradio.predict(job_id, api_name="/get_job")
         if record["status"] in statuses and (until is None or until(record)):
             return record
         if record["status"] in ("completed", "failed", "stopped") and record["status"] not in statuses:
@@ -49,8 +50,8 @@ def wait_for(client: Client, job_id: str, statuses: tuple[str, ...], timeout: fl
     pytest.fail(f"job {job_id} did not reach {statuses}: {record}")
 
 
-def test_view_api_lists_exactly_the_named_endpoints(client: Client) -> None:
-    info = client.view_api(return_format="dict", print_info=False)
+def test_view_api_lists_exactly_the_named_endpoints(gradio: Client) -> None:
+    info = gradio.view_api(return_format="dict", print_info=False)
     assert sorted(info["named_endpoints"]) == sorted(f"/{name}" for name in API_NAMES)
     assert info["unnamed_endpoints"] == {}
     params = {name: [p["parameter_name"] for p in ep["parameters"]] for name, ep in info["named_endpoints"].items()}
@@ -63,87 +64,87 @@ def test_view_api_lists_exactly_the_named_endpoints(client: Client) -> None:
     assert {"/generate", "/resume_job"} <= set(info["named_endpoints"])
 
 
-def test_train_the_default_to_completed_then_read_metrics_and_list(client: Client) -> None:
-    started = client.predict({"max_steps": 30, "job_name": "gradio-client"}, api_name="/train")
+def test_train_the_default_to_completed_then_read_metrics_and_list(gradio: Client) -> None:
+    started = gradio.predict({"max_steps": 30, "job_name": "gradio-client"}, api_name="/train")
     assert set(started) == {"job_id", "status"}
     assert started["status"] in ("running", "pending")
     job_id = started["job_id"]
-    record = wait_for(client, job_id, ("completed",))
+    record = wait_for(gradio, job_id, ("completed",))
     assert record["name"] == "gradio-client"
     assert record["config"]["max_steps"] == 30
     assert record["progress"]["step"] == 30
     assert record["result"]["final_loss"] > 0
 
-    metrics = client.predict(job_id, api_name="/get_metrics")
+    metrics = gradio.predict(job_id, api_name="/get_metrics")
     assert metrics["job_id"] == job_id
     losses = [p for p in metrics["points"] if "loss" in p]
     assert [p["step"] for p in losses] == list(range(1, 31))
-    newer = client.predict(job_id, 25, api_name="/get_metrics")["points"]
+    newer = gradio.predict(job_id, 25, api_name="/get_metrics")["points"]
     assert [p["step"] for p in newer if "loss" in p] == [26, 27, 28, 29, 30]
 
-    jobs = client.predict(api_name="/list_jobs")["jobs"]
+    jobs = gradio.predict(api_name="/list_jobs")["jobs"]
     assert job_id in [j["job_id"] for j in jobs]
-    completed = client.predict("completed", api_name="/list_jobs")["jobs"]
+    completed = gradio.predict("completed", api_name="/list_jobs")["jobs"]
     assert all(j["status"] == "completed" for j in completed)
     assert job_id in [j["job_id"] for j in completed]
 
 
-def test_save_list_and_get_a_config(client: Client) -> None:
+def test_save_list_and_get_a_config(gradio: Client) -> None:
     config = {"base_model": "gpt2", "dataset_name": "tatsu-lab/alpaca", "dataset_format": "alpaca", "max_steps": 100,
               "use_lora": True, "lora_r": 16, "lora_alpha": 32, "learning_rate": 2e-4, "batch_size": 4}
-    saved = client.predict("gpt2-alpaca", config, api_name="/save_config")
+    saved = gradio.predict("gpt2-alpaca", config, api_name="/save_config")
     assert saved["name"] == "gpt2-alpaca"
     assert saved["config_id"]
-    listed = client.predict(api_name="/list_configs")
+    listed = gradio.predict(api_name="/list_configs")
     assert [c["config_id"] for c in listed if c["name"] == "gpt2-alpaca"] == [saved["config_id"]]
-    got = client.predict(saved["config_id"], api_name="/get_config")
+    got = gradio.predict(saved["config_id"], api_name="/get_config")
     assert got["name"] == "gpt2-alpaca"
     assert got["config_id"] == saved["config_id"]
     assert {k: got["config"][k] for k in config} == config
-    again = client.predict("gpt2-alpaca", {**config, "max_steps": 7}, api_name="/save_config")
+    again = gradio.predict("gpt2-alpaca", {**config, "max_steps": 7}, api_name="/save_config")
     assert again["config_id"] == saved["config_id"]  # the same name replaces, keeping the id
-    assert client.predict(saved["config_id"], api_name="/get_config")["config"]["max_steps"] == 7
+    assert gradio.predict(saved["config_id"], api_name="/get_config")["config"]["max_steps"] == 7
 
 
 def test_generate_answers_with_base_and_tuned_model(served: tuple[Client, JobManager], builtin_cache: Path) -> None:
-    client, manager = served
+    gradio, manager = served
     job_id = fake_trained_job(manager, {"use_lora": False}, builtin_model_path(builtin_cache))
-    out = client.predict(job_id, "Upper-case the word.", 6, 0.0, 1.0, "fox", api_name="/generate")
+    out = gradio.predict(job_id, "Upper-case the word.", 6, 0.0, 1.0, "fox", api_name="/generate")
     assert out["prompt_formatted"] == "### Instruction:\nUpper-case the word.\n\n### Input:\nfox\n\n### Response:\n"
     assert out["base"] == out["tuned"]
     assert out["prompt_style"] == "alpaca"  # this "fine-tune" is the base itself
     with pytest.raises(AppError, match="max_new_tokens"):
-        client.predict(job_id, "hi", 0, api_name="/generate")
+        gradio.predict(job_id, "hi", 0, api_name="/generate")
     with pytest.raises(AppError, match="only a stopped or failed job can be resumed"):
-        client.predict(job_id, api_name="/resume_job")
+        gradio.predict(job_id, api_name="/resume_job")
 
 
-def test_stop_a_long_job(client: Client) -> None:
-    job_id = client.predict({"max_steps": 100_000}, api_name="/train")["job_id"]
-    wait_for(client, job_id, ("running",), until=lambda r: r["progress"]["step"] >= 1)
-    answer = client.predict(job_id, api_name="/stop_job")
+def test_stop_a_long_job(gradio: Client) -> None:
+    job_id = gradio.predict({"max_steps": 100_000}, api_name="/train")["job_id"]
+    wait_for(gradio, job_id, ("running",), until=lambda r: r["progress"]["step"] >= 1)
+    answer = gradio.predict(job_id, api_name="/stop_job")
     assert answer["message"] == f"Job {job_id} stopped"
-    record = wait_for(client, job_id, ("stopped",), timeout=60)
+    record = wait_for(gradio, job_id, ("stopped",), timeout=60)
     assert 1 <= record["progress"]["step"] < 100_000
     assert record["finished_at"]
     with pytest.raises(AppError, match="already stopped"):
-        client.predict(job_id, api_name="/stop_job")
+        gradio.predict(job_id, api_name="/stop_job")
 
 
 def test_get_metrics_max_points_thins_a_long_history(served: tuple[Client, JobManager]) -> None:
-    client, manager = served
+    gradio, manager = served
     job_id = manager.create_job({"job_name": "long history"})
     job_dir = Path(manager.get_job_status(job_id)["job_dir"])
     (job_dir / "metrics.jsonl").write_text("".join(f'{{"step": {s}, "loss": {1 / s}}}\n' for s in range(1, 1501)))
     manager.stop_job(job_id)
-    thin = client.predict(job_id, None, 50, api_name="/get_metrics")["points"]
+    thin = gradio.predict(job_id, None, 50, api_name="/get_metrics")["points"]
     assert len(thin) == 50
     assert thin[0]["step"] == 1
     assert thin[-1]["step"] == 1500
-    assert [p["step"] for p in client.predict(job_id, 1400, 3, api_name="/get_metrics")["points"]] == [1401, 1451, 1500]
-    assert len(client.predict(job_id, api_name="/get_metrics")["points"]) == 1500
+    assert [p["step"] for p in gradio.predict(job_id, 1400, 3, api_name="/get_metrics")["points"]] == [1401, 1451, 1500]
+    assert len(gradio.predict(job_id, api_name="/get_metrics")["points"]) == 1500
     with pytest.raises(AppError, match="max_points"):
-        client.predict(job_id, None, 1, api_name="/get_metrics")
+        gradio.predict(job_id, None, 1, api_name="/get_metrics")
 
 
 @pytest.mark.parametrize(("api_name", "args", "words"), [
@@ -162,10 +163,10 @@ def test_get_metrics_max_points_thins_a_long_history(served: tuple[Client, JobMa
 ])
 def test_errors_raise_in_the_client_naming_the_problem(served: tuple[Client, JobManager], api_name: str,
                                                        args: tuple[Any, ...], words: tuple[str, ...]) -> None:
-    client, manager = served
+    gradio, manager = served
     jobs_before = len(manager.list_jobs())
     with pytest.raises(AppError) as caught:
-        client.predict(*args, api_name=api_name)
+        gradio.predict(*args, api_name=api_name)
     for word in words:
         assert word in str(caught.value)
     assert len(manager.list_jobs()) == jobs_before  # an invalid request starts nothing

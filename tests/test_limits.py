@@ -4,7 +4,6 @@ from __future__ import annotations
 
 import subprocess
 import sys
-from collections.abc import Iterator
 from pathlib import Path
 
 import pytest
@@ -12,7 +11,6 @@ from fastapi.testclient import TestClient
 
 from sft_ui import config as cfg
 from sft_ui.manager import JobManager, LimitError
-from tests.helpers import api_app
 from tests.test_security import error
 
 ROOT = Path(__file__).resolve().parents[1]
@@ -21,9 +19,9 @@ SETTINGS = ["SFT_UI_MAX_STEPS", "SFT_UI_MAX_BATCH_SIZE", "SFT_UI_MAX_SEQ_LENGTH"
 
 
 @pytest.fixture
-def client(quiet: JobManager) -> Iterator[TestClient]:
-    with TestClient(api_app(quiet)) as test_client:
-        yield test_client
+def api_manager(quiet: JobManager) -> JobManager:
+    """`client` serves a manager whose jobs never start."""
+    return quiet
 
 
 BOUNDS = [("max_steps", cfg.MAX_STEPS), ("batch_size", cfg.MAX_BATCH_SIZE), ("max_seq_length", cfg.MAX_SEQ_LENGTH),

@@ -22,30 +22,14 @@ from hypothesis import strategies as st
 
 from sft_ui import SFTConfig, jobdir
 from sft_ui.manager import JobManager
-from sft_ui.settings import free_port
 from sft_ui.store import Store
-from tests.helpers import alive, wait_until_serving
+from tests.helpers import LONG, alive, group_members
+from tests.servers import ROOT, AppServer
 
-ROOT = Path(__file__).resolve().parents[1]
 SECRET = "secret-xyz-do-not-store"
-LONG = {"max_steps": 100_000, "logging_steps": 1}
 
 
 # --- processes ---
-
-
-def group_members(pgid: int) -> list[int]:
-    """Live processes in process group `pgid` (a worker leads its own group)."""
-    members = []
-    for entry in Path("/proc").iterdir():
-        if entry.name.isdigit():
-            try:
-                fields = (entry / "stat").read_text().rsplit(")", 1)[1].split()
-            except OSError:
-                continue
-            if int(fields[2]) == pgid and fields[0] != "Z":
-                members.append(int(entry.name))
-    return members
 
 
 def wait_gone(pid: int, timeout: float) -> float:
@@ -68,39 +52,6 @@ def kill_leftovers(pids: list[int]) -> None:
                 pass
 
 
-class Server:
-    """`python app.py` on a data dir, as a process this test can SIGKILL."""
-
-    def __init__(self, data: Path, **env: str) -> None:
-        self.port = free_port()
-        self.base = f"http://127.0.0.1:{self.port}/api/sft"
-        self.log_path = data.parent / f"server-{self.port}.log"
-        full_env = {**os.environ, "PORT": str(self.port), "SFT_UI_DATA_DIR": str(data), **env}
-        full_env.pop("SFT_UI_API_KEY", None)
-        with open(self.log_path, "wb") as log:
-            self.proc = subprocess.Popen([sys.executable, "app.py"], cwd=ROOT, env=full_env, stdout=log,
-                                         stderr=subprocess.STDOUT)
-        wait_until_serving(self.proc, f"{self.base}/health", self.log_path)
-        self.http = httpx.Client(base_url=self.base, timeout=30)
-
-    def stop(self) -> None:
-        """A normal shutdown (Ctrl-C)."""
-        self.http.close()
-        if self.proc.poll() is None:
-            self.proc.send_signal(signal.SIGINT)
-            try:
-                self.proc.wait(60)
-            except subprocess.TimeoutExpired:
-                self.proc.kill()
-                self.proc.wait()
-
-
-def job(http: httpx.Client, job_id: str) -> dict[str, Any]:
-    response = http.get(f"/jobs/{job_id}")
-    assert response.status_code == 200, response.text
-    return response.json()
-
-
 def files_containing(root: Path, needle: str) -> list[Path]:
     """Every file under `root` whose bytes contain `needle`."""
     return [p for p in root.rglob("*") if p.is_file() and needle.encode() in p.read_bytes()]
@@ -111,17 +62,17 @@ def files_containing(root: Path, needle: str) -> list[Path]:
 
 def test_server_sigkilled_while_training_and_writing_loses_nothing(tmp_path: Path) -> None:
     data = tmp_path / "data"
-    server = Server(data, SFT_UI_MAX_CONCURRENT_JOBS="2", HF_TOKEN=SECRET)
+    server = AppServer(data, SFT_UI_MAX_CONCURRENT_JOBS="2", HF_TOKEN=SECRET).start()
     workers: list[int] = []
     try:
         done_id = server.http.post("/train", json={"config": {"max_steps": 3, "job_name": "finished"}}).json()["job_id"]
         long_id = server.http.post("/train", json={"config": {**LONG, "job_name": "interrupted"}}).json()["job_id"]
         deadline = time.monotonic() + 180
-        while not (job(server.http, done_id)["status"] == "completed"
-                   and job(server.http, long_id)["progress"]["step"] >= 3):
-            assert time.monotonic() < deadline, (job(server.http, done_id), job(server.http, long_id))
+        while not (server.job(done_id)["status"] == "completed"
+                   and server.job(long_id)["progress"]["step"] >= 3):
+            assert time.monotonic() < deadline, (server.job(done_id), server.job(long_id))
             time.sleep(0.2)
-        worker = job(server.http, long_id)["worker_pid"]
+        worker = server.job(long_id)["worker_pid"]
         workers.append(worker)
 
         # Many clients save configs; the server dies under them.
@@ -130,7 +81,7 @@ def test_server_sigkilled_while_training_and_writing_loses_nothing(tmp_path: Pat
         stop = threading.Event()
 
         def writer(n: int) -> None:
-            with httpx.Client(base_url=server.base, timeout=10) as http:
+            with httpx.Client(base_url=server.api, timeout=10) as http:
                 for i in range(10_000):
                     if stop.is_set():
                         return
@@ -150,8 +101,7 @@ def test_server_sigkilled_while_training_and_writing_loses_nothing(tmp_path: Pat
             thread.start()
         time.sleep(1.5)
         assert len(acked) > 10, acked
-        server.proc.send_signal(signal.SIGKILL)
-        server.proc.wait()
+        server.kill()
         stop.set()
         for thread in threads:
             thread.join(15)
@@ -159,18 +109,15 @@ def test_server_sigkilled_while_training_and_writing_loses_nothing(tmp_path: Pat
         # No orphan keeps training: the worker notices its server is gone and leaves by itself.
         assert wait_gone(worker, timeout=30) < 30
     finally:
-        stop_now = server.proc.poll() is None
-        if stop_now:
-            server.proc.kill()
-            server.proc.wait()
+        server.kill()
         kill_leftovers(workers)
 
-    again = Server(data, HF_TOKEN=SECRET)  # a restart on the same data dir
+    again = AppServer(data, HF_TOKEN=SECRET).start()  # a restart on the same data dir
     try:
-        finished = job(again.http, done_id)
+        finished = again.job(done_id)
         assert finished["status"] == "completed"
         assert finished["result"]["steps"] == 3
-        broken = job(again.http, long_id)
+        broken = again.job(long_id)
         # Its worker stopped and saved when the server died; the restart keeps what the worker wrote.
         assert broken["status"] == "stopped", broken
         assert broken["error"] is None, broken

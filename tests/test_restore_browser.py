@@ -7,7 +7,7 @@ from pathlib import Path
 from playwright.sync_api import Page, expect
 
 from sft_ui.manager import JobManager
-from tests.live_server import live_server
+from tests.servers import live_server
 
 
 def test_a_restored_database_shows_a_banner(page: Page, tmp_path: Path) -> None:

@@ -3,7 +3,6 @@
 from __future__ import annotations
 
 import re
-from collections.abc import Iterator
 from pathlib import Path
 
 import httpx
@@ -13,15 +12,14 @@ from fastapi.testclient import TestClient
 
 from sft_ui.manager import JobManager
 from sft_ui.web.app import build_app
-from tests.helpers import api_app
 
 ROOT = Path(__file__).resolve().parents[1]
 
 
 @pytest.fixture
-def client(quiet: JobManager) -> Iterator[TestClient]:
-    with TestClient(api_app(quiet)) as test_client:
-        yield test_client
+def api_manager(quiet: JobManager) -> JobManager:
+    """`client` serves a manager whose jobs never start."""
+    return quiet
 
 
 def error(response: httpx.Response, status: int, *words: str) -> str:

@@ -244,7 +244,7 @@ def test_a_failed_final_write_frees_the_slot_and_is_written_later(manager: JobMa
 def test_a_full_disk_reaches_a_gradio_client_as_nothing_changed(tmp_path: Path) -> None:
     from gradio_client import Client
 
-    from tests.live_server import live_server
+    from tests.servers import live_server
 
     with tiny_disk(tmp_path, "2m") as disk:
         manager = _paused(disk / "data")

@@ -13,7 +13,7 @@ from playwright.sync_api import Locator, Page, expect
 
 from sft_ui.builtin import builtin_model_path
 from sft_ui.manager import JobManager
-from tests.live_server import live_server
+from tests.servers import live_server
 
 TRAIN_TIMEOUT = 120_000  # ms: a worker's start-up (~6 s of imports) and a short run, on a busy 2-core machine
 

@@ -12,7 +12,7 @@ from playwright.sync_api import Page, expect
 
 from sft_ui.builtin import builtin_model_path
 from sft_ui.manager import JobManager
-from tests.live_server import live_server
+from tests.servers import live_server
 from tests.test_ui_browser import TRAIN_TIMEOUT, screenshots_on_failure, start
 
 

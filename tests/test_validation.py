@@ -13,7 +13,6 @@ from sft_ui import artifacts, playground
 from sft_ui.config import SFTConfig, check_text, describe_errors
 from sft_ui.manager import JobManager
 from sft_ui.web.app import build_app
-from tests.helpers import rest_client
 
 JSON = {"Content-Type": "application/json"}
 # Every text field of SFTConfig: plain str fields and the items of list[str] fields.
@@ -22,9 +21,9 @@ LIST_FIELDS = [name for name, field in SFTConfig.model_fields.items() if typing.
 
 
 @pytest.fixture
-def client(quiet: JobManager) -> Iterator[TestClient]:
-    with rest_client(quiet) as test_client:
-        yield test_client
+def api_manager(quiet: JobManager) -> JobManager:
+    """`client` serves a manager whose jobs never start."""
+    return quiet
 
 
 def raw_post(client: TestClient, path: str, body: str) -> tuple[int, str]:

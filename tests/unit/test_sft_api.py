@@ -4,7 +4,6 @@ from __future__ import annotations
 
 import json
 import time
-from collections.abc import Iterator
 from pathlib import Path
 from typing import Any
 
@@ -18,12 +17,6 @@ from tests.helpers import api_app
 
 ROOT = Path(__file__).resolve().parents[2]
 LONG = {"max_steps": 100_000}
-
-
-@pytest.fixture
-def client(manager: JobManager) -> Iterator[TestClient]:
-    with TestClient(api_app(manager)) as test_client:
-        yield test_client
 
 
 def error(response: httpx.Response, status: int, *words: str) -> str:

@@ -92,6 +92,7 @@ NO_CHROMIUM = (f"no Chromium ({os.environ.get('SFT_UI_CHROMIUM') or 'chromium on
 STARTS = re.compile(r"\b(start_job|resume_job|wait_for|live_server|Popen)\(|\bsubprocess\.|\bmultiprocessing\b"
                     r"|SFT_UI_SPARE_WORKER")
 TESTS = Path(__file__).resolve().parent
+UNIT = TESTS / "unit"
 
 
 def pytest_report_header() -> str:
@@ -140,6 +141,9 @@ def pytest_collection_modifyitems(items: list[pytest.Item]) -> None:
             item.add_marker(pytest.mark.browser)
         if browser or is_slow(item):
             item.add_marker(pytest.mark.slow)
+        if item.get_closest_marker("slow") and item.path.is_relative_to(UNIT):
+            raise pytest.UsageError(f"{item.nodeid} starts a process or a server: it belongs in tests/, not "
+                                    "tests/unit/ (which starts none; DESIGN.md, Layout)")
 
 
 @pytest.hookimpl(tryfirst=True)

@@ -6,6 +6,7 @@ import shutil
 import time
 from pathlib import Path
 
+import httpx
 import pytest
 from fastapi import FastAPI
 from fastapi.testclient import TestClient
@@ -79,3 +80,14 @@ def api_app(manager: JobManager) -> FastAPI:
 def rest_client(manager: JobManager) -> TestClient:
     """A TestClient over api_app(manager)."""
     return TestClient(api_app(manager))
+
+
+def error(response: httpx.Response, status: int, *words: str) -> str:
+    """Assert a JSON error with `status` whose detail mentions every word; return the detail."""
+    assert response.status_code == status, response.text
+    assert response.headers["content-type"] == "application/json"
+    detail = response.json()["detail"]
+    assert isinstance(detail, str)
+    for word in words:
+        assert word in detail, detail
+    return detail

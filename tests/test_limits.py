@@ -11,7 +11,7 @@ from fastapi.testclient import TestClient
 
 from sft_ui import config as cfg
 from sft_ui.manager import JobManager, LimitError
-from tests.test_security import error
+from tests.helpers import error
 
 ROOT = Path(__file__).resolve().parents[1]
 SETTINGS = ["SFT_UI_MAX_STEPS", "SFT_UI_MAX_BATCH_SIZE", "SFT_UI_MAX_SEQ_LENGTH", "SFT_UI_MAX_LORA_R",

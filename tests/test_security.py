@@ -5,13 +5,13 @@ from __future__ import annotations
 import re
 from pathlib import Path
 
-import httpx
 import pytest
 from fastapi import FastAPI
 from fastapi.testclient import TestClient
 
 from sft_ui.manager import JobManager
 from sft_ui.web.app import build_app
+from tests.helpers import error
 
 ROOT = Path(__file__).resolve().parents[1]
 
@@ -20,15 +20,6 @@ ROOT = Path(__file__).resolve().parents[1]
 def api_manager(quiet: JobManager) -> JobManager:
     """`client` serves a manager whose jobs never start."""
     return quiet
-
-
-def error(response: httpx.Response, status: int, *words: str) -> str:
-    assert response.status_code == status, response.text
-    detail = response.json()["detail"]
-    assert isinstance(detail, str), detail
-    for word in words:
-        assert word in detail, detail
-    return detail
 
 
 @pytest.fixture

@@ -3,31 +3,15 @@
 from __future__ import annotations
 
 import json
-import time
 from pathlib import Path
 from typing import Any
 
-import httpx
 import pytest
 from fastapi.testclient import TestClient
 
 from sft_ui import jobdir
 from sft_ui.manager import STATUSES, JobManager
-from tests.helpers import api_app
-
-ROOT = Path(__file__).resolve().parents[2]
-LONG = {"max_steps": 100_000}
-
-
-def error(response: httpx.Response, status: int, *words: str) -> str:
-    """Assert a JSON error with `status` whose detail mentions every word; return the detail."""
-    assert response.status_code == status, response.text
-    assert response.headers["content-type"] == "application/json"
-    detail = response.json()["detail"]
-    assert isinstance(detail, str)
-    for word in words:
-        assert word in detail, detail
-    return detail
+from tests.helpers import api_app, error
 
 
 def pending_job(manager: JobManager, **config: Any) -> str:
@@ -41,29 +25,6 @@ def finish(manager: JobManager, job_id: str, status: str) -> None:
 
 
 # --- POST /train ---
-
-
-def test_train_starts_a_job_running_and_queues_the_next_pending(tmp_path: Path) -> None:
-    manager = JobManager(data_dir=tmp_path, max_concurrent_jobs=1).start()
-    try:
-        with TestClient(api_app(manager)) as client:
-            first = client.post("/api/sft/train", json={"config": LONG})
-            second = client.post("/api/sft/train", json={"config": {**LONG, "job_name": "second"}})
-            assert first.status_code == second.status_code == 200
-            assert set(first.json()) == {"job_id", "status"}
-            assert first.json()["status"] == "running"
-            assert second.json()["status"] == "pending"
-            queued = client.get(f"/api/sft/jobs/{second.json()['job_id']}").json()
-            assert queued["queue_position"] == 1
-            assert queued["name"] == "second"
-            assert queued["config"]["max_steps"] == 100_000
-            assert queued["config"]["use_lora"] is True
-            for job in (second.json(), first.json()):
-                stopped = client.post(f"/api/sft/jobs/{job['job_id']}/stop")
-                assert stopped.json() == {"message": f"Job {job['job_id']} stopped", "job_id": job["job_id"],
-                                          "status": "stopped"}
-    finally:
-        manager.shutdown()
 
 
 BAD_BODIES = [
@@ -336,44 +297,3 @@ def test_api_key_guards_every_endpoint_but_health(client: TestClient, manager: J
     assert client.delete(f"/api/sft/configs/{config}", headers=auth).status_code == 200
     monkeypatch.delenv("SFT_UI_API_KEY")
     assert client.get("/api/sft/jobs").status_code == 200
-
-
-# --- the seed's calls against a live `python app.py` ---
-
-
-def poll(http: httpx.Client, job_id: str, timeout: float = 300.0) -> dict[str, Any]:
-    """GET the job until it has ended."""
-    deadline = time.monotonic() + timeout
-    while (record := http.get(f"/jobs/{job_id}").json())["status"] in ("pending", "running"):
-        assert time.monotonic() < deadline, record
-        time.sleep(0.3)
-    return record
-
-
-def test_seed_endpoints_against_a_live_server(sft_server: str) -> None:
-    with httpx.Client(base_url=f"{sft_server}/api/sft", timeout=30) as http:
-        started = http.post("/train", json={"config": {"max_steps": 20}})
-        assert started.status_code == 200
-        assert started.json()["status"] in ("running", "pending")
-        job_id = started.json()["job_id"]
-        record = poll(http, job_id)
-        assert record["status"] == "completed", http.get(f"/jobs/{job_id}/log").json()["log"]
-        assert record["progress"]["step"] == 20
-        assert record["result"]["steps"] == 20
-        assert record["error"] is None
-        assert job_id in [job["job_id"] for job in http.get("/jobs").json()["jobs"]]
-        points = [p for p in http.get(f"/jobs/{job_id}/metrics").json()["points"] if "loss" in p]
-        assert [p["step"] for p in points] == list(range(1, 21))
-        assert [p["step"] for p in http.get(f"/jobs/{job_id}/metrics", params={"since": 17}).json()["points"]
-                if "loss" in p] == [18, 19, 20]
-        error(http.post(f"/jobs/{job_id}/stop"), 400, "completed")
-
-        long_id = http.post("/train", json={"config": LONG}).json()["job_id"]
-        assert http.post(f"/jobs/{long_id}/stop").json()["message"] == f"Job {long_id} stopped"
-        assert poll(http, long_id, timeout=30)["status"] == "stopped"
-
-        saved = http.post("/configs", json={"name": "seed", "config": {"max_steps": 20, "lora_r": 8}}).json()
-        assert saved["name"] == "seed"
-        assert saved["config_id"] in [c["config_id"] for c in http.get("/configs").json()]
-        assert http.get(f"/configs/{saved['config_id']}").json()["config"]["lora_r"] == 8
-        error(http.post("/train", content=b"{", headers={"Content-Type": "application/json"}), 400, "malformed")

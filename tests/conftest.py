@@ -19,6 +19,7 @@ os.environ.setdefault("TOKENIZERS_PARALLELISM", "false")
 os.environ.setdefault("SFT_UI_SPARE_WORKER", "0")
 
 from sft_ui.manager import JobManager  # noqa: E402
+from sft_ui.status import ENDED  # noqa: E402
 from tests.helpers import rest_client  # noqa: E402
 from tests.servers import AppServer  # noqa: E402
 
@@ -49,7 +50,7 @@ def trained_job(tmp_path_factory: pytest.TempPathFactory, builtin_cache: Path) -
     mgr = JobManager(data_dir=tmp_path_factory.mktemp("trained") / "data").start()
     job_id = mgr.create_job({"job_name": "default demo", "max_steps": 100})  # 100 of 200 steps already suffice
     mgr.start_job(job_id)
-    record = wait_for(mgr, job_id, ("completed", "failed", "stopped"), timeout=600)
+    record = wait_for(mgr, job_id, ENDED, timeout=600)
     assert record["status"] == "completed", (record["error"], mgr.get_log(job_id)[-3000:])
     yield mgr, job_id
     mgr.shutdown()

@@ -16,6 +16,7 @@ import pytest
 from fastapi.testclient import TestClient
 
 from sft_ui.manager import JobManager
+from sft_ui.status import ACTIVE
 from tests.helpers import api_app, error
 
 ROOT = Path(__file__).resolve().parents[1]
@@ -72,7 +73,7 @@ def test_train_starts_a_job_running_and_queues_the_next_pending(tmp_path: Path) 
 def poll(http: httpx.Client, job_id: str, timeout: float = 300.0) -> dict[str, Any]:
     """GET the job until it has ended."""
     deadline = time.monotonic() + timeout
-    while (record := http.get(f"/jobs/{job_id}").json())["status"] in ("pending", "running"):
+    while (record := http.get(f"/jobs/{job_id}").json())["status"] in ACTIVE:
         assert time.monotonic() < deadline, record
         time.sleep(0.3)
     return record
@@ -82,7 +83,7 @@ def test_seed_endpoints_against_a_live_server(sft_server: str) -> None:
     with httpx.Client(base_url=f"{sft_server}/api/sft", timeout=30) as http:
         started = http.post("/train", json={"config": {"max_steps": 20}})
         assert started.status_code == 200
-        assert started.json()["status"] in ("running", "pending")
+        assert started.json()["status"] in ACTIVE
         job_id = started.json()["job_id"]
         record = poll(http, job_id)
         assert record["status"] == "completed", http.get(f"/jobs/{job_id}/log").json()["log"]
@@ -128,7 +129,7 @@ def test_readme_curl_example_runs_against_a_live_server(sft_server: str) -> None
     assert out.returncode == 0, out.stderr
     started, record, metrics, log, listed, stopped, saved, configs, config = decode_all(out.stdout)
     assert set(started) == {"job_id", "status"}
-    assert started["status"] in ("running", "pending")
+    assert started["status"] in ACTIVE
     assert record["job_id"] == metrics["job_id"] == log["job_id"] == started["job_id"]
     assert "points" in metrics
     assert isinstance(log["log"], str)

@@ -15,6 +15,7 @@ from pathlib import Path
 import pytest
 
 from sft_ui import jobdir
+from sft_ui.status import ACTIVE
 from tests.helpers import LONG, alive, group_members
 from tests.servers import ROOT, AppServer
 
@@ -109,7 +110,7 @@ def until(what: str, check: Callable[[], bool], timeout: float = 240.0, every: f
 
 def step(server: AppServer, job_id: str, at_least: int = 2) -> bool:
     record = server.job(job_id)
-    assert record["status"] in ("pending", "running"), record
+    assert record["status"] in ACTIVE, record
     return record["progress"]["step"] >= at_least
 
 

@@ -10,13 +10,14 @@ from pydantic import ValidationError
 
 from sft_ui.config import SFTConfig
 from sft_ui.manager import JobManager
+from sft_ui.status import ENDED
 from tests.helpers import wait_for
 
 
 def _train(manager: JobManager, **config: object) -> dict:
     job_id = manager.create_job({"max_steps": 8, "logging_steps": 1, "lora_dropout": 0.0, **config})
     manager.start_job(job_id)
-    record = wait_for(manager, job_id, ("completed", "failed", "stopped"), timeout=300)
+    record = wait_for(manager, job_id, ENDED, timeout=300)
     record["points"] = manager.get_metrics(job_id)
     record["log"] = manager.get_log(job_id)
     return record

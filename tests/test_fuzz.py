@@ -17,6 +17,7 @@ from hypothesis import strategies as st
 
 from sft_ui.config import SFTConfig
 from sft_ui.manager import JobManager
+from sft_ui.status import STATUSES
 from sft_ui.store import Store
 from tests.servers import live_server
 
@@ -85,7 +86,7 @@ def ids(known: list[str]) -> st.SearchStrategy[str]:
 
 def query_values() -> st.SearchStrategy[str]:
     return st.one_of(st.integers(min_value=-(2**70), max_value=2**70).map(str), URL_STRINGS,
-                     st.sampled_from(["pending", "running", "completed", "failed", "stopped", "1.5", "inf"]))
+                     st.sampled_from([*STATUSES, "1.5", "inf"]))
 
 
 # --- the served app ---

@@ -13,6 +13,7 @@ from gradio_client.exceptions import AppError
 
 from sft_ui.builtin import builtin_model_path
 from sft_ui.manager import JobManager
+from sft_ui.status import ACTIVE, ENDED
 from sft_ui.web.gradio_api import API_NAMES
 from tests.helpers import fake_trained_job
 from tests.servers import live_server
@@ -44,7 +45,7 @@ def wait_for(gradio: Client, job_id: str, statuses: tuple[str, ...], timeout: fl
         record = gradio.predict(job_id, api_name="/get_job")
         if record["status"] in statuses and (until is None or until(record)):
             return record
-        if record["status"] in ("completed", "failed", "stopped") and record["status"] not in statuses:
+        if record["status"] in ENDED and record["status"] not in statuses:
             break
         time.sleep(0.3)
     pytest.fail(f"job {job_id} did not reach {statuses}: {record}")
@@ -67,7 +68,7 @@ def test_view_api_lists_exactly_the_named_endpoints(gradio: Client) -> None:
 def test_train_the_default_to_completed_then_read_metrics_and_list(gradio: Client) -> None:
     started = gradio.predict({"max_steps": 30, "job_name": "gradio-client"}, api_name="/train")
     assert set(started) == {"job_id", "status"}
-    assert started["status"] in ("running", "pending")
+    assert started["status"] in ACTIVE
     job_id = started["job_id"]
     record = wait_for(gradio, job_id, ("completed",))
     assert record["name"] == "gradio-client"

@@ -14,6 +14,7 @@ import pytest
 from sft_ui import SFTConfig, jobdir
 from sft_ui.builtin import builtin_rows
 from sft_ui.manager import INTERRUPTED, JobManager, NotFoundError, StateError
+from sft_ui.status import ENDED
 from sft_ui.store import Store
 from tests.helpers import wait_for
 
@@ -42,7 +43,7 @@ def shared(tmp_path_factory: pytest.TempPathFactory):
         status = mgr.get_job_status(job_id)["status"]
         if status != seen[-1]:
             seen.append(status)
-        if status in ("completed", "failed", "stopped"):
+        if status in ENDED:
             break
         time.sleep(0.1)
     yield mgr, job_id, seen
@@ -141,7 +142,7 @@ def test_every_format_trains_and_loss_falls(tmp_path: Path) -> None:
                 mgr.start_job(job_id)
                 jobs[(fmt, given)] = job_id
         for key, job_id in jobs.items():
-            record = wait_for(mgr, job_id, ("completed", "failed", "stopped"), timeout=300)
+            record = wait_for(mgr, job_id, ENDED, timeout=300)
             assert record["status"] == "completed", (key, record["error"], mgr.get_log(job_id)[-2000:])
             values = losses(mgr, job_id)
             assert mean(values[-10:]) < 0.85 * mean(values[:10]), (key, values)

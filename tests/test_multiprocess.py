@@ -9,6 +9,7 @@ import pytest
 
 from sft_ui import jobdir
 from sft_ui.manager import JobManager
+from sft_ui.status import ENDED
 from tests.helpers import alive, wait_for
 
 
@@ -32,7 +33,7 @@ def _wait_gone(pids: list[int], timeout: float = 30.0) -> list[int]:
 def test_two_processes_train_together_and_only_the_first_reports(manager: JobManager) -> None:
     job_id = manager.create_job({"max_steps": 30, "num_processes": 2, "batch_size": 4})
     manager.start_job(job_id)
-    record = wait_for(manager, job_id, ("completed", "failed", "stopped"), timeout=300)
+    record = wait_for(manager, job_id, ENDED, timeout=300)
     assert record["status"] == "completed", (record["error"], manager.get_log(job_id)[-3000:])
     assert record["result"]["num_processes"] == 2
     assert record["result"]["steps"] == 30
@@ -58,7 +59,7 @@ def test_stop_reaches_every_process_and_none_is_left(manager: JobManager) -> Non
     pids = _job_pids(job_dir)
     assert len(_alive(pids)) == 3
     manager.stop_job(job_id, wait=60)
-    record = wait_for(manager, job_id, ("completed", "failed", "stopped"), timeout=60)
+    record = wait_for(manager, job_id, ENDED, timeout=60)
     assert record["status"] == "stopped", (record["error"], manager.get_log(job_id)[-3000:])
     assert 5 <= record["result"]["steps"] < 5000
     assert (job_dir / jobdir.MODEL / "adapter_model.safetensors").is_file(), "what it trained was saved"

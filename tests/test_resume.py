@@ -11,6 +11,7 @@ import pytest
 
 from sft_ui import jobdir, resume
 from sft_ui.manager import JobManager, NotFoundError, StateError
+from sft_ui.status import ACTIVE, ENDED
 from tests.helpers import rest_client, wait_for
 
 CHECKPOINTED = {"max_steps": 40, "save_steps": 10, "logging_steps": 1, "batch_size": 8}
@@ -26,7 +27,7 @@ def run_until(manager: JobManager, job_id: str, step: int) -> None:
     manager.start_job(job_id)
     deadline = time.monotonic() + 120
     while manager.get_job_status(job_id)["progress"]["step"] < step:
-        assert manager.get_job_status(job_id)["status"] in ("pending", "running"), manager.get_log(job_id)
+        assert manager.get_job_status(job_id)["status"] in ACTIVE, manager.get_log(job_id)
         assert time.monotonic() < deadline, manager.get_log(job_id)
         time.sleep(0.05)
 
@@ -49,7 +50,7 @@ def test_a_stopped_then_failed_job_resumes_from_its_last_checkpoints_and_complet
     assert resumed.status_code == 200, resumed.text
     body = resumed.json()
     assert body["job_id"] == job_id
-    assert body["status"] in ("pending", "running")
+    assert body["status"] in ACTIVE
     assert body["step"] == step
     assert body["message"] == f"Job {job_id} resumed from step {step}"
     assert steps_of(manager, job_id) == list(range(1, step + 1))  # what came after the checkpoint is redone
@@ -57,16 +58,16 @@ def test_a_stopped_then_failed_job_resumes_from_its_last_checkpoints_and_complet
     # Killed mid-way (failed), it resumes again, from the newer checkpoint.
     deadline = time.monotonic() + 120
     while (resume.last_checkpoint(job_dir) or ("", 0))[1] <= step or steps_of(manager, job_id)[-1:] < [step + 12]:
-        assert manager.get_job_status(job_id)["status"] in ("pending", "running"), manager.get_log(job_id)
+        assert manager.get_job_status(job_id)["status"] in ACTIVE, manager.get_log(job_id)
         assert time.monotonic() < deadline, manager.get_log(job_id)
         time.sleep(0.05)
     os.kill(manager.get_job_status(job_id)["worker_pid"], signal.SIGKILL)
     assert wait_for(manager, job_id, ("failed",), timeout=30)["error"]
     again = manager.resume_job(job_id)
-    assert again["status"] in ("pending", "running")
+    assert again["status"] in ACTIVE
     assert again["resumed"]["from_step"] > step
 
-    done = wait_for(manager, job_id, ("completed", "failed", "stopped"))
+    done = wait_for(manager, job_id, ENDED)
     assert done["status"] == "completed", done["error"]
     assert done["progress"]["step"] == 40
     assert done["result"]["steps"] == 40

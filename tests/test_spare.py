@@ -9,6 +9,7 @@ from pathlib import Path
 import pytest
 
 from sft_ui.manager import JobManager
+from sft_ui.status import ENDED
 from tests.helpers import alive, wait_for
 
 
@@ -28,7 +29,7 @@ def test_the_spare_runs_the_next_job_and_a_new_one_waits_after(spared: JobManage
     first = spared.spare.pid  # type: ignore[union-attr]
     job_id = spared.create_job({"max_steps": 20})
     spared.start_job(job_id)
-    record = wait_for(spared, job_id, ("completed", "failed", "stopped"), timeout=300)
+    record = wait_for(spared, job_id, ENDED, timeout=300)
     assert record["status"] == "completed", (record["error"], spared.get_log(job_id))
     assert record["worker_pid"] == first, "the waiting spare took the job"
     log = spared.get_log(job_id)

@@ -10,7 +10,8 @@ import pytest
 from fastapi.testclient import TestClient
 
 from sft_ui import jobdir
-from sft_ui.manager import STATUSES, JobManager
+from sft_ui.manager import JobManager
+from sft_ui.status import ENDED, STATUSES
 from tests.helpers import api_app, error
 
 
@@ -170,7 +171,7 @@ def test_metrics_max_points_thins_evenly_keeping_the_first_and_last(client: Test
 def test_list_without_params_returns_every_job_and_follows_changes(client: TestClient, manager: JobManager) -> None:
     ended = [pending_job(manager, job_name=f"ended {i}") for i in range(60)]
     for i, job_id in enumerate(ended):
-        finish(manager, job_id, STATUSES[2 + i % 3])
+        finish(manager, job_id, ENDED[i % 3])
     waiting = pending_job(manager, job_name="waiting")
     jobs = client.get("/api/sft/jobs").json()["jobs"]
     assert [j["job_id"] for j in jobs] == [waiting, *reversed(ended)]

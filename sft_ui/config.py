@@ -2,6 +2,7 @@
 
 from __future__ import annotations
 
+import json
 import math
 import re
 from pathlib import PurePosixPath
@@ -17,6 +18,9 @@ BUILTIN_DATASET = "builtin:tasks"
 DatasetFormat = Literal["auto", "alpaca", "sharegpt", "messages", "prompt_completion", "text"]
 Scheduler = Literal["linear", "cosine", "cosine_with_restarts", "polynomial", "constant", "constant_with_warmup"]
 Precision = Literal["auto", "fp32", "bf16", "fp16"]
+PromptTemplate = Literal["auto", "chat", "alpaca", "plain"]
+Truncation = Literal["cut", "drop"]
+MAX_COLUMN_MAP = 32  # entries of column_map
 
 
 # Upper limits (settings, documented in README); read once at import.
@@ -75,7 +79,7 @@ class SFTConfig(BaseModel):
         BUILTIN_DATASET,
         min_length=1,
         max_length=MAX_NAME_LENGTH,
-        description="Hub id, local .json/.jsonl/.csv/.parquet file under the data root, or builtin:tasks.",
+        description="Hub id, local .json/.jsonl/.csv/.parquet/.txt file under the data root, or builtin:tasks.",
         json_schema_extra={"group": "Model and data"},
     )
     dataset_format: DatasetFormat = Field(
@@ -208,6 +212,21 @@ class SFTConfig(BaseModel):
         True, description="Compute the loss on the response only (instruction formats).",
         json_schema_extra={"group": "Advanced"},
     )
+    prompt_template: PromptTemplate = Field(
+        "auto", description="How alpaca and prompt/completion rows are written: chat (the model's chat template), "
+        "alpaca (### Instruction:), plain; auto: chat when the model ships a chat template.",
+        json_schema_extra={"group": "Advanced"},
+    )
+    column_map: dict[str, str] = Field(
+        default_factory=dict, max_length=MAX_COLUMN_MAP,
+        description='Rename your columns (or turn keys) to a format\'s names, e.g. {"question": "instruction", '
+        '"answer": "output"} or {"speaker": "role", "text": "content"}.',
+        json_schema_extra={"group": "Advanced"},
+    )
+    truncation: Truncation = Field(
+        "cut", description="Rows longer than max_seq_length: cut them, or drop them (counted as dropped).",
+        json_schema_extra={"group": "Advanced"},
+    )
 
     @field_validator("*", mode="before")
     @classmethod
@@ -217,6 +236,26 @@ class SFTConfig(BaseModel):
             for i, item in enumerate(value):
                 check_text(item, f"item {i}")
         return check_text(value)
+
+    @field_validator("column_map", mode="before")
+    @classmethod
+    def _column_map(cls, value: Any) -> Any:
+        """A dict (or its JSON text, as the form sends it) of non-empty names without control characters."""
+        if isinstance(value, str):
+            try:
+                value = json.loads(value) if value.strip() else {}
+            except ValueError:
+                raise ValueError('must be a JSON object of column names, e.g. {"question": "instruction"}') from None
+        if not isinstance(value, dict):
+            raise ValueError('must be an object of column names, e.g. {"question": "instruction"}')
+        for key, name in value.items():
+            for item in (key, name):
+                if not isinstance(item, str) or not item.strip() or len(item) > 100:
+                    raise ValueError(f"names must be non-empty strings of at most 100 characters, got {item!r:.80}")
+                check_text(item, f"{key!r:.40}")
+        if len(set(value.values())) < len(value):
+            raise ValueError("two columns map to the same name")
+        return value
 
     @field_validator("base_model")
     @classmethod

@@ -42,6 +42,8 @@ def prompt_style(record: dict[str, Any]) -> str:
     if style in STYLES:
         return style
     config = record.get("config") or {}
+    if config.get("prompt_template") in STYLES and config.get("dataset_format") in ("alpaca", "prompt_completion"):
+        return config["prompt_template"]
     if config.get("dataset_format") == "auto" and config.get("dataset_name") == BUILTIN_DATASET:
         return "alpaca"
     return _FORMAT_STYLES.get(config.get("dataset_format", ""), "plain")

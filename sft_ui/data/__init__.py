@@ -3,6 +3,7 @@
 Importing this package stays light (no datasets, transformers or torch): the server uses it for path checks.
 """
 
+from sft_ui.data.accounting import describe
 from sft_ui.data.formats import FORMAT_COLUMNS, convert, detect_format, prepare, prompt_style
 from sft_ui.data.preview import preview
 from sft_ui.data.sources import (
@@ -17,7 +18,7 @@ from sft_ui.data.sources import (
 from sft_ui.data.templates import PLAIN_CHAT_TEMPLATE, ensure_chat_template, has_generation
 
 __all__ = [
-    "FORMAT_COLUMNS", "LOCAL_SUFFIXES", "PLAIN_CHAT_TEMPLATE", "DataError", "check_paths", "convert", "detect_format",
-    "ensure_chat_template", "has_generation", "load_model", "load_source", "load_tokenizer", "prepare", "preview",
-    "prompt_style", "resolve_model_path",
+    "FORMAT_COLUMNS", "LOCAL_SUFFIXES", "PLAIN_CHAT_TEMPLATE", "DataError", "check_paths", "convert", "describe",
+    "detect_format", "ensure_chat_template", "has_generation", "load_model", "load_source", "load_tokenizer",
+    "prepare", "preview", "prompt_style", "resolve_model_path",
 ]

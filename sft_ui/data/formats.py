@@ -2,15 +2,15 @@
 
 from __future__ import annotations
 
-import json
 import logging
+from collections import Counter
 from pathlib import Path
 from typing import TYPE_CHECKING, Any
 
 from sft_ui.config import SFTConfig
-from sft_ui.data import cache
+from sft_ui.data import cache, turns
 from sft_ui.data.sources import DataError, load_source
-from sft_ui.data.templates import ensure_chat_template, has_generation
+from sft_ui.data.templates import PLAIN_CHAT_TEMPLATE, ensure_chat_template, has_generation
 
 if TYPE_CHECKING:
     from datasets import Dataset
@@ -26,8 +26,8 @@ FORMAT_COLUMNS: dict[str, tuple[str, ...]] = {
     "text": ("text",),
 }
 _EXPECTED = ", ".join(f"{name} ({', '.join(cols)})" for name, cols in FORMAT_COLUMNS.items())
-_ROLES = {"human": "user", "user": "user", "gpt": "assistant", "assistant": "assistant", "model": "assistant",
-          "bot": "assistant", "system": "system", "tool": "tool"}
+_OPTIONAL = {"messages": ("tools",), "sharegpt": ("system", "tools"), "alpaca": ("input", "system", "history")}
+TOOLS_AS_TEXT = "tool calls rendered as plain text turns: the chat template has no tool support"
 
 
 def detect_format(columns: list[str]) -> str:
@@ -36,7 +36,7 @@ def detect_format(columns: list[str]) -> str:
         if all(col in columns for col in needed):
             return fmt
     raise DataError(f"dataset_format: no known format matches the columns {sorted(columns)}; "
-                    f"expected one of: {_EXPECTED}")
+                    f"expected one of: {_EXPECTED}; rename yours with column_map")
 
 
 def _resolve_format(config: SFTConfig, columns: list[str]) -> str:
@@ -46,30 +46,19 @@ def _resolve_format(config: SFTConfig, columns: list[str]) -> str:
     needed = FORMAT_COLUMNS[config.dataset_format]
     if not all(col in columns for col in needed):
         raise DataError(f"dataset_format: {config.dataset_format} needs the columns {list(needed)} but the data set "
-                        f"has {sorted(columns)}; pick the format that matches or auto")
+                        f"has {sorted(columns)}; pick the format that matches, auto, or rename with column_map")
     return config.dataset_format
 
 
-def _turns(value: Any, need_reply: bool = True) -> list[dict[str, str]] | None:
-    """Normalise role/content or from/value turns to role/content; None when the conversation is unusable."""
-    if isinstance(value, str):  # CSV cells hold conversations as JSON text
-        try:
-            value = json.loads(value)
-        except ValueError:
-            return None
-    if not isinstance(value, list) or not value:
-        return None
-    turns = []
-    for turn in value:
-        if not isinstance(turn, dict):
-            return None
-        # Arrow gives every turn all keys seen in the column, so a missing one is None rather than absent.
-        role = _ROLES.get(str(turn.get("role") or turn.get("from") or "").lower())
-        content = turn.get("content") if turn.get("content") is not None else turn.get("value")
-        if role is None or not isinstance(content, str):
-            return None
-        turns.append({"role": role, "content": content})
-    return turns if not need_reply or any(t["role"] == "assistant" for t in turns) else None
+def map_columns(ds: Dataset, column_map: dict[str, str]) -> tuple[Dataset, dict[str, str]]:
+    """The data set with column_map's columns renamed, and the rest of the map (keys inside conversation turns)."""
+    renames = {k: v for k, v in column_map.items() if k in ds.column_names and k != v}
+    clash = [v for v in renames.values() if v in ds.column_names and v not in renames]
+    if clash:
+        raise DataError(f"column_map: the data set already has a column {clash[0]!r}; map it away first")
+    if renames:
+        ds = ds.rename_columns(renames)
+    return ds, {k: v for k, v in column_map.items() if k not in renames}
 
 
 def _text(value: Any) -> str | None:
@@ -79,83 +68,190 @@ def _text(value: Any) -> str | None:
     return value if isinstance(value, str) and value.strip() else None
 
 
-def _convert(fmt: str, rows: list[dict], config: SFTConfig, tokenizer: Any) -> tuple[list[dict], dict, str]:
-    """Rows in TRL's shape, the trl.SFTConfig loss kwargs, and what the loss covers."""
+def own_template(tokenizer: Any) -> bool:
+    """Whether the tokenizer's chat template is one sft-ui gave it (the built-in model's or the plain fallback)."""
+    from sft_ui.builtin import CHAT_TEMPLATE, CHATML_TEMPLATE
+
+    return turns.template_text(tokenizer) in (CHAT_TEMPLATE, CHATML_TEMPLATE, PLAIN_CHAT_TEMPLATE, "")
+
+
+def instruction_style(config: SFTConfig, tokenizer: Any) -> str:
+    """How alpaca and prompt/completion rows are written: prompt_template, where auto means chat for a model
+    that ships its own chat template, and the alpaca template otherwise (the built-in demo keeps alpaca)."""
+    if config.prompt_template != "auto":
+        return config.prompt_template
+    return "alpaca" if own_template(tokenizer) else "chat"
+
+
+def _alpaca(row: dict, style: str, eos: str) -> dict[str, Any]:
+    """One alpaca row (with system and history) as chat turns or as a prompt/completion pair."""
     from sft_ui.builtin import alpaca_prompt
 
-    eos = tokenizer.eos_token or ""
-    loss = config.completion_only_loss
-    out: list[dict] = []
+    instruction, output = _text(row.get("instruction")), _text(row.get("output"))
+    if not instruction:
+        raise turns.Drop("empty instruction")
+    if not output:
+        raise turns.Drop("empty output")
+    extra, system = _text(row.get("input")) or "", _text(row.get("system"))
+    history = turns.history_turns(row.get("history"))
+    if style == "chat":
+        user = f"{instruction}\n{extra}" if extra else instruction
+        head = [{"role": "system", "content": system}] if system else []
+        return {"chat": [*head, *history, {"role": "user", "content": user}, {"role": "assistant", "content": output}]}
+    pairs = [(history[i]["content"], history[i + 1]["content"]) for i in range(0, len(history), 2)]
+    if style == "alpaca":
+        earlier = "".join(alpaca_prompt(p) + r + "\n\n" for p, r in pairs)
+        prompt = alpaca_prompt(instruction, extra)
+        return {"prompt": (system + "\n\n" if system else "") + earlier + prompt, "completion": output + eos}
+    earlier = "".join(f"{p}\n{r}\n\n" for p, r in pairs)
+    prompt = f"{instruction}\n{extra}" if extra else instruction
+    return {"prompt": (system + "\n\n" if system else "") + earlier + prompt, "completion": "\n" + output + eos}
+
+
+def _row(fmt: str, row: dict, style: str, keys: dict[str, str], notes: Counter, tokenizer: Any) -> dict[str, Any]:
+    """One source row as {"text"}, {"prompt", "completion"} or {"chat": turns, "tools"}; Drop names why not."""
     if fmt == "text":
-        out = [{"text": t} for row in rows if (t := _text(row.get("text")))]
-        return out, {"completion_only_loss": False, "assistant_only_loss": False}, "all tokens"
+        text = _text(row.get("text"))
+        if not text:
+            raise turns.Drop("empty text")
+        return {"text": text}
     if fmt == "alpaca":
-        for row in rows:
-            instruction, output = _text(row.get("instruction")), _text(row.get("output"))
-            if instruction and output:
-                extra = _text(row.get("input")) or ""
-                out.append({"prompt": alpaca_prompt(instruction, extra), "completion": output + eos})
-    elif fmt == "prompt_completion":
-        chat = isinstance(next((r["prompt"] for r in rows if r.get("prompt") is not None), None), list)
-        for row in rows:
-            if chat:
-                prompt, completion = _turns(row.get("prompt"), need_reply=False), _turns(row.get("completion"))
-            else:
-                prompt, completion = _text(row.get("prompt")), _text(row.get("completion"))
-            if prompt and completion:
-                out.append({"prompt": prompt, "completion": completion})
-    else:  # messages, sharegpt
-        key = FORMAT_COLUMNS[fmt][0]
-        conversations = [t for row in rows if (t := _turns(row.get(key)))]
-        if has_generation(tokenizer) or not loss:
-            out = [{"messages": t} for t in conversations]
-            return out, {"completion_only_loss": False, "assistant_only_loss": loss}, (
-                "assistant turns" if loss else "all tokens")
-        # No generation markers: split at the last reply so TRL's prompt/completion masking applies.
-        for turns in conversations:
-            last = max(i for i, t in enumerate(turns) if t["role"] == "assistant")
-            if last > 0:
-                out.append({"prompt": turns[:last], "completion": [turns[last]]})
-        return out, {"completion_only_loss": True, "assistant_only_loss": False}, "last reply"
-    return out, {"completion_only_loss": loss, "assistant_only_loss": False}, "response" if loss else "all tokens"
+        return _alpaca(row, style, tokenizer.eos_token or "")
+    if fmt == "prompt_completion":
+        prompt, completion = turns.json_value(row.get("prompt")), turns.json_value(row.get("completion"))
+        if isinstance(prompt, list) or isinstance(completion, list):
+            reasoning = turns.renders_reasoning(tokenizer)
+            before = turns.conversation(prompt, keys, notes, reasoning) if prompt else []
+            return {"chat": before + turns.conversation(completion, keys, notes, reasoning), "split": len(before)}
+        prompt, completion = _text(prompt), _text(completion)
+        if not prompt or not completion:
+            raise turns.Drop("empty prompt" if not prompt else "empty completion")
+        if style == "chat":
+            return {"chat": [{"role": "user", "content": prompt}, {"role": "assistant", "content": completion}]}
+        return {"prompt": prompt, "completion": completion}
+    key = FORMAT_COLUMNS[fmt][0]
+    chat = turns.conversation(row.get(key), keys, notes, turns.renders_reasoning(tokenizer))
+    system = _text(row.get("system"))
+    if system and chat[0]["role"] != "system":
+        chat.insert(0, {"role": "system", "content": system})
+    return {"chat": chat, "tools": turns.tools_json(row.get("tools"))}
 
 
-def convert(config: SFTConfig, ds: Dataset, tokenizer: Any) -> tuple[Dataset, dict, str, str]:
-    """Converted rows as a Dataset, the loss kwargs, what the loss covers, and the format used."""
+def _chat_row(item: dict[str, Any], tools_ok: bool, split: bool, notes: Counter) -> dict[str, Any]:
+    """A conversation as TRL's messages row, or split at its last reply into a prompt/completion row."""
+    chat, tools = item["chat"], item.get("tools")
+    uses_tools = tools or any(t.get("tool_calls") or t["role"] == "tool" for t in chat)
+    if uses_tools and not tools_ok:
+        chat, tools = turns.as_text_turns(chat, tools), None
+        notes[TOOLS_AS_TEXT] += 1
+    replies = [i for i, t in enumerate(chat) if t["role"] == "assistant"]
+    if not replies:
+        raise turns.Drop("no assistant reply")
+    extra = {"tools": tools} if uses_tools and tools_ok else {}
+    if "split" in item:  # conversational prompt/completion rows keep their own split
+        if item["split"] == 0 or item["split"] == len(chat):
+            raise turns.Drop("empty prompt" if item["split"] == 0 else "empty completion")
+        return {"prompt": chat[:item["split"]], "completion": chat[item["split"]:], **extra}
+    if not split:
+        return {"messages": chat, **extra}
+    if replies[-1] == 0:
+        raise turns.Drop("reply without a prompt")
+    return {"prompt": chat[:replies[-1]], "completion": [chat[replies[-1]]], **extra}
+
+
+def _convert(fmt: str, rows: list[dict], config: SFTConfig, tokenizer: Any,
+             keys: dict[str, str]) -> tuple[list[dict], dict, str, Counter, Counter, str]:
+    """Rows in TRL's shape, the trl.SFTConfig loss kwargs, what the loss covers, drops and notes by reason,
+    and the prompt style (alpaca, chat or plain)."""
+    loss, style = config.completion_only_loss, instruction_style(config, tokenizer)
+    generation, tools_ok = has_generation(tokenizer), turns.supports_tools(tokenizer)
+    dropped, notes, out = Counter(), Counter(), []
+    for row in rows:
+        try:
+            item = _row(fmt, row, style, keys, notes, tokenizer)
+            if "chat" in item:
+                item = _chat_row(item, tools_ok, loss and not generation, notes)
+        except turns.Drop as exc:
+            dropped[str(exc)] += 1
+            continue
+        out.append(item)
+    if any("tools" in item for item in out):  # every row names the column (Dataset.from_list reads the first's keys)
+        out = [{**item, "tools": item.get("tools")} for item in out]
+    chat = any("messages" in item or isinstance(item.get("prompt"), list) for item in out)
+    prompts = "chat" if chat else ("alpaca" if fmt == "alpaca" and style == "alpaca" else "plain")
+    if fmt == "text":
+        return out, {"completion_only_loss": False, "assistant_only_loss": False}, "all tokens", dropped, notes, prompts
+    if any("messages" in item for item in out):
+        kwargs = {"completion_only_loss": False, "assistant_only_loss": loss}
+        return out, kwargs, ("assistant turns" if loss else "all tokens"), dropped, notes, prompts
+    conversational = any(isinstance(item.get("prompt"), list) for item in out)
+    loss_on = ("last reply" if fmt in ("messages", "sharegpt") else "response") if loss else "all tokens"
+    if conversational and loss and generation:  # conversational prompt/completion: TRL masks the prompt
+        loss_on = "response"
+    return out, {"completion_only_loss": loss, "assistant_only_loss": False}, loss_on, dropped, notes, prompts
+
+
+def convert(config: SFTConfig, ds: Dataset, tokenizer: Any,
+            info: dict[str, Any] | None = None) -> tuple[Dataset, dict, str, str]:
+    """Converted rows as a Dataset, the loss kwargs, what the loss covers, and the format used.
+
+    `info`, when given, receives the columns found, the mapping used, the prompt style, notes and the row counts.
+    """
     from datasets import Dataset
 
     ensure_chat_template(tokenizer)
+    columns = list(ds.column_names)
+    ds, keys = map_columns(ds, config.column_map)
     fmt = _resolve_format(config, list(ds.column_names))
     rows = ds.to_list()
-    out, kwargs, loss_on = _convert(fmt, rows, config, tokenizer)
+    out, kwargs, loss_on, dropped, notes, style = _convert(fmt, rows, config, tokenizer, keys)
+    if info is not None:
+        used = [c for c in (*FORMAT_COLUMNS[fmt], *_OPTIONAL.get(fmt, ())) if c in ds.column_names]
+        inverse = {v: k for k, v in config.column_map.items()}
+        info.update(dataset_format=fmt, prompt_style=style, columns=columns, loss_on=loss_on,
+                    column_map={c: inverse.get(c, c) for c in used}, turn_keys=keys,
+                    data_notes=[f"{reason}: {count}" for reason, count in notes.items()],
+                    rows={"read": len(rows), "used": len(out), "dropped": dict(dropped), "truncated": 0})
     if not out:
+        reasons = ", ".join(f"{r}: {n}" for r, n in dropped.most_common(3))
         raise DataError(f"dataset_format: none of the {len(rows)} rows of {config.dataset_name!r} is a usable {fmt} "
-                        f"row (empty fields, or no assistant reply); columns: {sorted(ds.column_names)}")
-    if len(out) < len(rows):
-        log.warning("dropped %d of %d %s rows that had empty or unusable fields", len(rows) - len(out), len(rows), fmt)
+                        f"row ({reasons}); columns: {sorted(columns)}")
+    if dropped:
+        log.warning("dropped %d of %d %s rows: %s", len(rows) - len(out), len(rows), fmt, dict(dropped))
     return Dataset.from_list(out), kwargs, loss_on, fmt
 
 
 def prompt_style(fmt: str, rows: Dataset) -> str:
     """How a prompt is written for a model trained on these converted rows: alpaca, chat or plain."""
-    if fmt == "alpaca":
-        return "alpaca"
     first = rows[0] if len(rows) else {}
-    return "chat" if "messages" in first or isinstance(first.get("prompt"), list) else "plain"
+    if "messages" in first or isinstance(first.get("prompt"), list):
+        return "chat"
+    return "alpaca" if fmt == "alpaca" and str(first.get("prompt", "")).lstrip().startswith("###") else "plain"
 
 
 def prepare(config: SFTConfig, data_root: Path, tokenizer: Any, info: dict[str, Any] | None = None,
             cache_dir: Path | None = None) -> tuple[Dataset, Dataset | None, dict]:
     """(train, eval or None, trl.SFTConfig kwargs); gives the tokenizer a chat template if it lacks one.
 
-    `info`, when given, receives the format used (`dataset_format`) and how prompts look (`prompt_style`).
+    `info`, when given, receives the format used (`dataset_format`), how prompts look (`prompt_style`), the
+    columns and mapping, and the row accounting (`rows`, `tokens`, `warnings`; accounting.account).
     With `cache_dir`, the rows are kept on disk there, so that TRL's tokenizing is cached for the next job.
     """
-    train, kwargs, _, fmt = convert(config, load_source(config, data_root), tokenizer)
+    from sft_ui.data.accounting import account, measure
+
+    details: dict[str, Any] = {}
+    train, kwargs, loss_on, _ = convert(config, load_source(config, data_root), tokenizer, details)
+    keep = account(details, measure(train.to_list(), loss_on, tokenizer, config.max_seq_length),
+                   config.max_seq_length, config.truncation == "drop")
+    if len(keep) < len(train):
+        if not keep:
+            raise DataError(f"max_seq_length: every one of the {len(train)} rows is longer than "
+                            f"{config.max_seq_length} tokens; raise max_seq_length or set truncation to cut")
+        train = train.select(keep)
     if cache_dir is not None:
         train = cache.on_disk(train, cache_dir / "datasets")
     if info is not None:
-        info.update(dataset_format=fmt, prompt_style=prompt_style(fmt, train))
+        info.update(details)
     if config.eval_split <= 0:
         return train, None, kwargs
     if len(train) < 2:  # eval_split <= 0.5 then leaves at least one training row

@@ -15,7 +15,7 @@ from sft_ui.settings import private_dir, resolve_inside
 if TYPE_CHECKING:
     from datasets import Dataset
 
-LOCAL_SUFFIXES = (".json", ".jsonl", ".csv", ".parquet")
+LOCAL_SUFFIXES = (".json", ".jsonl", ".csv", ".parquet", ".txt")
 _BUILDERS = {".json": "json", ".jsonl": "json", ".csv": "csv", ".parquet": "parquet"}
 _HUB_ID = re.compile(r"^[A-Za-z0-9_][\w.-]*(/[A-Za-z0-9_][\w.-]*)?$")
 _OFFLINE_HINTS = ("couldn't reach", "could not connect", "couldn't connect", "offline", "connection", "resolve host")
@@ -98,7 +98,10 @@ def load_source(config: SFTConfig, data_root: Path) -> Dataset:
         if not path.is_file():
             raise DataError(f"dataset_name: file not found under the data root: {name}")
         try:
-            ds = load_dataset(_BUILDERS[path.suffix.lower()], data_files=str(path), split="train")
+            if path.suffix.lower() == ".txt":
+                ds = Dataset.from_list(text_documents(path))
+            else:
+                ds = load_dataset(_BUILDERS[path.suffix.lower()], data_files=str(path), split="train")
         except Exception as exc:  # any parse failure is the file's fault
             raise DataError(f"dataset_name: could not read {name}: {_cause(exc)}") from exc
     else:
@@ -108,7 +111,7 @@ def load_source(config: SFTConfig, data_root: Path) -> Dataset:
         except Exception as exc:  # every failure becomes one actionable line
             if _is_offline(exc):
                 raise DataError(f"dataset_name: the hub could not be reached to load {name!r}; use a local "
-                                ".json/.jsonl/.csv/.parquet file under the data root or builtin:tasks") from exc
+                                ".json/.jsonl/.csv/.parquet/.txt file under the data root or builtin:tasks") from exc
             if "unknown split" in str(exc).lower():
                 raise DataError(f"dataset_split: {config.dataset_split!r} is not a split of {name!r}: "
                                 f"{_cause(exc)}") from exc
@@ -118,6 +121,13 @@ def load_source(config: SFTConfig, data_root: Path) -> Dataset:
     if config.max_samples is not None and config.max_samples < len(ds):
         ds = ds.select(range(config.max_samples))
     return ds
+
+
+def text_documents(path: Path) -> list[dict[str, str]]:
+    """A .txt file as `text` rows: one document per block of lines separated by blank lines."""
+    text = path.read_text(encoding="utf-8").replace("\r\n", "\n")
+    blocks = re.split(r"\n[ \t]*\n", text)
+    return [{"text": block.strip("\n")} for block in blocks if block.strip()]
 
 
 def resolve_model_path(base_model: str, data_root: Path, cache_dir: Path) -> str:

@@ -204,6 +204,8 @@ def run(config: SFTConfig, job_dir: Path, data_root: Path, cache_dir: Path, repo
     reporter.phase("loading_data")
     shape: dict[str, Any] = {}
     train_set, eval_set, trl_kwargs = data.prepare(config, data_root, tokenizer, shape, cache_dir=cache_dir)
+    for line in data.describe(shape):
+        print(f"[sft-ui] {line}", flush=True)
     if reporter.should_stop():
         return {"stopped_early": True, "steps": 0}
 
@@ -244,7 +246,9 @@ def run(config: SFTConfig, job_dir: Path, data_root: Path, cache_dir: Path, repo
         "stopped_early": stopped,
         "num_processes": trainer.args.world_size,
         **({"notes": notes} if notes else {}),
-        **shape,  # dataset_format and prompt_style: how the playground writes prompts for this model
+        # dataset_format and prompt_style (how the playground writes prompts for this model), columns and
+        # column_map, rows (read, used, dropped, truncated), tokens and warnings
+        **shape,
     }
 
 

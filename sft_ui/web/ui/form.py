@@ -1,5 +1,6 @@
 """The Train form's fields, generated from SFTConfig: one FieldSpec per field, and form values <-> config dicts."""
 
+import json
 import math
 import types
 import typing
@@ -20,7 +21,7 @@ class FieldSpec:
     """How one SFTConfig field appears in the form."""
 
     name: str
-    kind: str  # "text", "int", "float", "choice", "bool", "list"
+    kind: str  # "text", "int", "float", "choice", "bool", "list", "json" (a dict, as JSON text)
     label: str
     info: str
     default: Any
@@ -77,6 +78,9 @@ def field_spec(name: str, field: FieldInfo) -> FieldSpec:
     elif typing.get_origin(base) is list:
         kind, default = "list", ", ".join(default)
         info = f"{info} Comma-separated."
+    elif typing.get_origin(base) is dict:
+        kind, default = "json", json.dumps(default)
+        info = f"{info} JSON."
     else:
         kind = "text"
     return FieldSpec(name, kind, _label(name), info, default, choices, optional)
@@ -106,6 +110,8 @@ def form_to_config(specs: list[FieldSpec], values: list[Any]) -> dict[str, Any]:
     for spec, value in zip(specs, values, strict=True):
         if spec.kind == "list":
             value = [part.strip() for part in str(value or "").replace("\n", ",").split(",") if part.strip()]
+        elif spec.kind == "json":
+            value = str(value or "").strip() or "{}"  # SFTConfig parses the JSON text and names what is wrong
         elif isinstance(value, str) and (spec.kind == "text" or spec.optional):
             value = value.strip()
             value = None if spec.optional and not value else value
@@ -125,6 +131,8 @@ def _form_value(spec: FieldSpec, value: Any) -> Any:
     """One config value as its form component shows it."""
     if spec.kind == "list":
         return ", ".join(value)
+    if spec.kind == "json":
+        return value if isinstance(value, str) else json.dumps(value, ensure_ascii=False)
     if spec.optional:
         return "" if value is None else str(value)
     return value

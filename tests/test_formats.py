@@ -356,3 +356,30 @@ def test_real_files_lose_no_row(tmp_path: Path, tokenizer: Any) -> None:
     assert info["rows"]["truncated"] == 0
     _, _, info = prepared(cfg("c4_demo.jsonl", max_samples=50, max_seq_length=32768), tmp_path, tokenizer)
     assert info["rows"] == {"read": 50, "used": 50, "dropped": {}, "truncated": 0}
+
+
+def test_new_fields_are_in_the_form() -> None:
+    from sft_ui.web.ui import form
+
+    specs = {spec.name: spec for group in form.form_specs().values() for spec in group}
+    assert specs["column_map"].kind == "json"
+    assert specs["column_map"].default == "{}"
+    assert specs["prompt_template"].choices == ("auto", "chat", "alpaca", "plain")
+    assert specs["truncation"].choices == ("cut", "drop")
+    names = list(specs)
+    values = form.config_to_form(list(specs.values()), {"column_map": {"q": "instruction"}})
+    assert values[names.index("column_map")] == '{"q": "instruction"}'
+    config = form.form_to_config(list(specs.values()), values)
+    assert SFTConfig(**config).column_map == {"q": "instruction"}
+
+
+@pytest.mark.parametrize(("value", "message"), [
+    ("{not json", "must be a JSON object"), ('["a"]', "must be an object"), ({"a": ""}, "non-empty strings"),
+    ({"a": "x", "b": "x"}, "two columns map to the same name"), ({"a\x07": "x"}, "control character"),
+    ({f"c{i}": f"d{i}" for i in range(40)}, "at most 32 items"),
+])
+def test_column_map_is_validated(value: Any, message: str) -> None:
+    from pydantic import ValidationError
+
+    with pytest.raises(ValidationError, match=message):
+        SFTConfig(column_map=value)

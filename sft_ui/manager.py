@@ -8,7 +8,7 @@ import logging
 import shutil
 import threading
 import time
-from collections.abc import Callable
+from collections.abc import Callable, Iterable
 from datetime import UTC, datetime
 from pathlib import Path
 from typing import Any
@@ -116,10 +116,12 @@ class JobManager:
     # --- jobs ---
     def create_job(self, config: SFTConfig | dict[str, Any]) -> str:
         """Validate `config`, record a pending job and make its directory; returns the job id."""
-        from sft_ui import data  # light: the path rules only
+        from sft_ui import data  # light: the path rules and a look at the first rows
+        from sft_ui.data import peek
 
         cfg = parse_config(config)
         data.check_paths(cfg, self.store_root())
+        peek.check_source(cfg, self.store_root())  # what Preview refuses, read from the first rows only
         job_id = new_id()
         job_dir = jobdir.output_folder(self.store_root(), cfg.output_dir, self.cache_dir) / job_id
         dumped = cfg.model_dump()
@@ -278,6 +280,37 @@ class JobManager:
         from sft_ui import data  # loads a tokenizer: only when someone asks
 
         return data.preview(parse_config(config), n, self.store_root(), self.cache_dir)
+
+    # --- the upload library (sft_ui.data.library) ---
+    def upload_dataset(self, filename: str, chunks: Iterable[bytes]) -> dict[str, Any]:
+        """Stream a file into <data dir>/datasets/ under a safe name; the same content again returns its entry."""
+        return self._library("save", filename, chunks, settings.max_upload_bytes())
+
+    def list_datasets(self) -> list[dict[str, Any]]:
+        """The library's files, newest first: name, path (what dataset_name takes), rows, format, size_bytes, ..."""
+        return self._library("list_entries")
+
+    def preview_dataset(self, name: str, n: int = 5) -> dict[str, Any]:
+        """A library file's entry and its first `n` rows as the model sees them (the Train tab's preview)."""
+        entry = self._library("get_entry", name)
+        return {**entry, "preview": self.preview({"dataset_name": entry["path"]}, n)}
+
+    def delete_dataset(self, name: str) -> None:
+        """Remove a library file; refused while a pending or running job's config names it."""
+        with self._lock:
+            used = self._library("users", name, [r for s in ACTIVE for r in self.store.list_jobs(status=s)])
+            if used:
+                raise StateError(f"file: {name} is used by job {used[0]}, which is pending or running; stop it first")
+            self._library("delete", name)
+
+    def _library(self, operation: str, *args: Any) -> Any:
+        """sft_ui.data.library's `operation` on this data root; an unknown file is NotFoundError."""
+        from sft_ui.data import library
+
+        try:
+            return getattr(library, operation)(self.store_root(), *args)
+        except library.DatasetNotFoundError as exc:
+            raise NotFoundError(str(exc)) from None
 
     # --- configs ---
     def save_config(self, name: str, config: SFTConfig | dict[str, Any]) -> str:

@@ -70,6 +70,11 @@ def max_configs() -> int:
     return max(1, int(os.environ.get("SFT_UI_MAX_CONFIGS", "1000")))
 
 
+def max_upload_bytes() -> int:
+    """Largest data set file an upload may bring (`SFT_UI_MAX_UPLOAD_MB`, default 500), in bytes."""
+    return int(float(os.environ.get("SFT_UI_MAX_UPLOAD_MB", "500")) * 1024 * 1024)
+
+
 def limit(name: str, default: int) -> int:
     """An upper bound on a config field that protects the machine; `SFT_UI_MAX_<NAME>` overrides it."""
     return int(os.environ.get(f"SFT_UI_MAX_{name.upper()}", default))

@@ -1,18 +1,22 @@
 """The named Gradio endpoints for gradio_client: the REST API's calls, with the same JSON in and out."""
 
 from collections.abc import Callable
+from pathlib import Path
 from typing import Any
 
 import gradio as gr
+from gradio import FileData
+from gradio.utils import get_upload_folder
 from pydantic import ValidationError
 
 from sft_ui.config import check_text, describe_errors
+from sft_ui.data import library
 from sft_ui.manager import JobManager, NotFoundError, StateError
 from sft_ui.playground import Playground
 from sft_ui.store import StoreWriteError
 
 API_NAMES = ("train", "list_jobs", "get_job", "stop_job", "get_metrics", "save_config", "list_configs", "get_config",
-             "generate", "resume_job")
+             "generate", "resume_job", "upload_dataset", "list_datasets", "preview_dataset", "delete_dataset")
 
 
 def explain(exc: Exception) -> str:
@@ -76,6 +80,7 @@ def add_api(manager: JobManager, playground: Playground) -> None:
     for fn in (train, list_jobs, get_job, stop_job, get_metrics, save_config, list_configs, get_config):
         gr.api(fn, api_name=fn.__name__, concurrency_limit=None)
     _add_artifact_api(manager, playground, call)
+    _add_dataset_api(manager, call)
 
 
 def _add_artifact_api(manager: JobManager, playground: Playground, call: Callable[..., Any]) -> None:
@@ -98,3 +103,53 @@ def _add_artifact_api(manager: JobManager, playground: Playground, call: Callabl
 
     for fn in (generate, resume_job):
         gr.api(fn, api_name=fn.__name__)
+
+
+def _add_dataset_api(manager: JobManager, call: Callable[..., Any]) -> None:
+    """The upload library's endpoints: upload_dataset, list_datasets, preview_dataset, delete_dataset."""
+
+    def upload_dataset(file: FileData) -> dict:
+        """Keep a file (gradio_client.handle_file(path)) in the library: {name, dataset_name, rows, format, ...}."""
+        return _no_path(call(upload_file, manager, file))
+
+    def list_datasets() -> dict:
+        """The library's files, newest first: {datasets: [{name, dataset_name, rows, format, size_bytes, ...}]}."""
+        return {"datasets": [_no_path(entry) for entry in call(manager.list_datasets)]}
+
+    def preview_dataset(name: str, n: int = 5) -> dict:
+        """A library file's entry and its first `n` rows as the model sees them: {name, ..., preview: [...]}."""
+        count = int(n) if isinstance(n, float) and n.is_integer() else n
+        if not isinstance(count, int) or not 1 <= count <= 50:
+            raise gr.Error(f"n: must be a whole number from 1 to 50, got {n!r}", print_exception=False)
+        return _no_path(call(manager.preview_dataset, call(check_text, name, "name"), count))
+
+    def delete_dataset(name: str) -> dict:
+        """Remove a library file (400 while a pending or running job uses it): {message}."""
+        call(manager.delete_dataset, call(check_text, name, "name"))
+        return {"message": f"Data set {name} deleted"}
+
+    for fn in (upload_dataset, list_datasets, preview_dataset, delete_dataset):
+        gr.api(fn, api_name=fn.__name__)
+
+
+def upload_file(manager: JobManager, file: Any) -> dict:
+    """Copy a file that Gradio received (its FileData, dict or path, inside Gradio's upload folder) into the library
+    under its original name."""
+    if isinstance(file, FileData):
+        path, name = file.path, file.orig_name
+    elif isinstance(file, dict):
+        path, name = file.get("path"), file.get("orig_name")
+    else:
+        path, name = file, None
+    if not isinstance(path, str) or not path:
+        raise ValueError("file: pass the file with gradio_client.handle_file(path)")
+    source = Path(path).resolve()
+    if not source.is_relative_to(Path(get_upload_folder()).resolve()) or not source.is_file():
+        raise ValueError("file: not a file uploaded to this server")
+    with source.open("rb") as handle:
+        return manager.upload_dataset(name or source.name, library.read_chunks(handle))
+
+
+def _no_path(entry: dict) -> dict:
+    """REST's entry without `path` (gradio_client would download any dict with a "path"); `dataset_name` holds it."""
+    return {key: value for key, value in entry.items() if key != "path"}

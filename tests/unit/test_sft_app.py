@@ -22,6 +22,8 @@ ENDPOINTS = {
     "/api/sft/jobs/{job_id}/resume": {"post"}, "/api/sft/jobs/{job_id}/generate": {"post"},
     "/api/sft/jobs/{job_id}/download": {"get"}, "/api/sft/jobs/{job_id}/merge": {"post"},
     "/api/sft/jobs/{job_id}/push": {"post"},
+    "/api/sft/datasets": {"get", "post"}, "/api/sft/datasets/{name}": {"delete"},
+    "/api/sft/datasets/{name}/preview": {"get"},
 }
 
 

@@ -8,6 +8,7 @@ from sft_ui.manager import JobManager, NotFoundError
 from sft_ui.playground import Playground
 from sft_ui.web.gradio_api import add_api
 from sft_ui.web.ui import compare, form, jobs, train, views
+from sft_ui.web.ui import data as data_tab
 from sft_ui.web.ui import playground as playground_tab
 from sft_ui.web.ui.common import PRIVATE, QUIET, REFRESH_SECONDS
 
@@ -15,7 +16,7 @@ __all__ = ["build_ui"]
 
 
 def build_ui(manager: JobManager, playground: Playground) -> gr.Blocks:
-    """The whole page over `manager` and its `playground`: Train, Jobs, Playground, Compare, and the named API."""
+    """The whole page over `manager` and its `playground`: Train, Data, Jobs, Playground, Compare, and the named API."""
     with gr.Blocks(title="SFT UI") as demo:
         gr.Markdown("# SFT UI\nFine-tune a causal language model with TRL. Pick a preset or fill the form, "
                     "click **Start training**, and watch the loss in **Jobs**.")
@@ -23,12 +24,14 @@ def build_ui(manager: JobManager, playground: Playground) -> gr.Blocks:
         timer = gr.Timer(REFRESH_SECONDS)
         with gr.Tabs(selected="train") as tabs:
             train_part = train.build(demo, manager)
+            data_part = data_tab.build(demo, manager)
             jobs_part = jobs.build(manager, timer)
             playground_part = playground_tab.build(manager, playground)
             compare_part = compare.build(manager, timer)
         add_api(manager, playground)
         _wire_table(demo, manager, timer, tabs, train_part, jobs_part, compare_part)
         _wire_across(manager, tabs, train_part, jobs_part, playground_part)
+        _wire_data(manager, tabs, train_part, data_part)
         demo.load(lambda: views.restore_banner(manager.database_status()["restored"]), None, restore_banner,
                   **QUIET)
     return demo
@@ -87,3 +90,29 @@ def _wire_across(manager: JobManager, tabs: gr.Tabs, train_part: train.TrainTab,
 
     jobs_part.reuse.click(reuse, jobs_part.job_pick, [*train_part.fields, train_part.message, tabs], **PRIVATE)
     jobs_part.try_it.click(try_it, jobs_part.job_pick, [jobs_part.message, tabs, playground_part.pick], **PRIVATE)
+
+
+def _wire_data(manager: JobManager, tabs: gr.Tabs, train_part: train.TrainTab, data_part: data_tab.DataTab) -> None:
+    """Data -> Train: an uploaded file is selected in the form's dataset_name and previewed at once."""
+    dataset_name = train_part.field("dataset_name")
+    uploaded = gr.State(False)
+
+    def upload(path: str | None) -> tuple[Any, ...]:
+        """Keep the file; on success put its path in the form and go to the Train tab."""
+        text, entry = data_tab.save_upload(manager, path)
+        table, pick = data_tab.refresh(manager, entry["name"] if entry else None)
+        if entry is None:
+            return text, table, pick, gr.skip(), gr.skip(), gr.skip(), False
+        return (text, table, pick, entry["path"], train.library_choices(manager, entry["path"]),
+                gr.Tabs(selected="train"), True)
+
+    def preview(ok: bool, *values: Any) -> Any:
+        """The Train tab's preview of the file just uploaded."""
+        return train.preview(manager, train_part.specs, values) if ok else gr.skip()
+
+    outputs = [data_part.message, data_part.table, data_part.pick, dataset_name, train_part.dataset_pick, tabs,
+               uploaded]
+    done = data_part.upload.upload(upload, data_part.upload, outputs, **PRIVATE)
+    done.then(preview, [uploaded, *train_part.fields], train_part.preview_out, **PRIVATE)
+    data_part.table.change(lambda value: train.library_choices(manager, value), dataset_name,
+                           train_part.dataset_pick, **QUIET)

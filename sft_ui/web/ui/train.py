@@ -27,6 +27,12 @@ class TrainTab:
     fields: list[gr.components.Component]
     message: gr.HTML
     start: gr.Button
+    preview_out: gr.HTML
+    dataset_pick: gr.Dropdown  # the upload library's files, beside dataset_name
+
+    def field(self, name: str) -> gr.components.Component:
+        """The form component of one SFTConfig field."""
+        return self.fields[[spec.name for spec in self.specs].index(name)]
 
 
 def build(demo: gr.Blocks, manager: JobManager) -> TrainTab:
@@ -34,15 +40,16 @@ def build(demo: gr.Blocks, manager: JobManager) -> TrainTab:
     groups = form.form_specs()
     specs = [spec for group in groups.values() for spec in group]
     fields: list[gr.components.Component] = []
+    extras: dict[str, Any] = {}
     with gr.Tab("Train", id="train"), gr.Row(equal_height=False):
         with gr.Column(scale=3):
             for group, group_specs in groups.items():
                 if group in form.COLLAPSED:
                     with gr.Accordion(group, open=False):
-                        fields.extend(_field_rows(group_specs))
+                        fields.extend(_field_rows(group_specs, extras))
                 else:
                     gr.Markdown(f"### {group}")
-                    fields.extend(_field_rows(group_specs))
+                    fields.extend(_field_rows(group_specs, extras))
         with gr.Column(scale=2):
             start = gr.Button("Start training", variant="primary", size="lg", elem_id="start-btn")
             message = gr.HTML(elem_id="form-msg")
@@ -65,7 +72,16 @@ def build(demo: gr.Blocks, manager: JobManager) -> TrainTab:
     delete_btn.click(lambda value: delete_preset(manager, value), preset, [preset_msg, preset], **PRIVATE)
     preview_btn.click(lambda *values: preview(manager, specs, values), fields, preview_out, **PRIVATE)
     demo.load(lambda value: refresh_presets(manager, value), preset, preset, **QUIET)
-    return TrainTab(specs, fields, message, start)
+    part = TrainTab(specs, fields, message, start, preview_out, extras["dataset_pick"])
+    part.dataset_pick.input(lambda path: path or gr.skip(), part.dataset_pick, part.field("dataset_name"), **PRIVATE)
+    demo.load(lambda: library_choices(manager), None, part.dataset_pick, **QUIET)
+    return part
+
+
+def library_choices(manager: JobManager, value: str | None = None) -> gr.Dropdown:
+    """The dataset picker's choices: the upload library's files by name, each standing for its path."""
+    choices = [(e["name"], e["path"]) for e in manager.list_datasets()]
+    return gr.Dropdown(choices=choices, value=value if value in {path for _, path in choices} else None)
 
 
 def start_job(manager: JobManager, specs: list[form.FieldSpec], values: tuple[Any, ...]) -> tuple[str, str | None]:
@@ -148,16 +164,32 @@ def preview(manager: JobManager, specs: list[form.FieldSpec], values: tuple[Any,
         return views.message_html(f"Fix these fields first:\n{text}", "error")
     except Exception as exc:  # any data-set problem is shown to the person, not raised
         log.info("preview failed: %s", exc)
-        return views.message_html(f"Cannot read the data set: {exc}", "error")
+        return views.message_html(f"Cannot read the data set: {exc}{where(manager, str(exc))}", "error")
     return views.preview_html(rows)
 
 
-def _field_rows(specs: list[form.FieldSpec], per_row: int = 2) -> list[gr.components.Component]:
-    """The form components of one group, `per_row` to a row."""
+def where(manager: JobManager, error: str) -> str:
+    """For a file that was not found: where the data root is and how to get a file there ('' otherwise)."""
+    if "not found" not in error:
+        return ""
+    return (f"\nThe data root is {manager.store_root()}: upload the file in the Data tab (it goes to datasets/), "
+            "or copy it under the data root and give its path relative to it.")
+
+
+def _field_rows(specs: list[form.FieldSpec], extras: dict[str, Any], per_row: int = 2) -> list[gr.components.Component]:
+    """The form components of one group, `per_row` to a row; dataset_name gets the library picker below it."""
     made = []
     for start in range(0, len(specs), per_row):
         with gr.Row():
-            made.extend(_field(spec) for spec in specs[start:start + per_row])
+            for spec in specs[start:start + per_row]:
+                if spec.name != "dataset_name":
+                    made.append(_field(spec))
+                    continue
+                with gr.Column(min_width=160):
+                    made.append(_field(spec))
+                    extras["dataset_pick"] = gr.Dropdown(
+                        [], value=None, label="Uploaded files", elem_id="dataset-pick",
+                        info="Pick one to put its path in dataset_name; upload files in the Data tab.")
     return made
 
 

@@ -191,6 +191,19 @@ def test_openai_rows_with_tool_calls_and_parts(root: Path, tokenizer: Any) -> No
     assert info["data_notes"] == ["reasoning dropped (the chat template does not render it): 6"]
 
 
+def test_openai_legacy_function_call(root: Path, tokenizer: Any) -> None:
+    call = {"name": "get_weather", "arguments": json.dumps({"city": "Rome"})}
+    rows = [{"messages": [{"role": "user", "content": "Rome?"}, {"role": "assistant", "content": None,
+                                                                 "function_call": call},
+                          {"role": "function", "name": "get_weather", "content": "hot"},
+                          {"role": "assistant", "content": "Hot."}]}]
+    write_jsonl(root / "legacy.jsonl", rows)
+    train, _, info = prepared(cfg("legacy.jsonl"), root, tokenizer)
+    assert info["rows"]["dropped"] == {}
+    assert train[0]["messages"][1]["tool_calls"][0]["function"]["name"] == "get_weather"
+    assert train[0]["messages"][2]["role"] == "tool"
+
+
 def test_reasoning_is_kept_for_templates_that_render_it(root: Path) -> None:
     template = builtin.CHAT_TEMPLATE.replace("{{ message['content'] or '' }}",
                                              "{{ message['reasoning_content'] or '' }}{{ message['content'] or '' }}")

@@ -55,7 +55,7 @@ def tools_json(value: Any) -> str | None:
     return json.dumps(value, ensure_ascii=False)
 
 
-def _content(value: Any, notes: Counter) -> tuple[str | None, str | None]:
+def _content(value: Any) -> tuple[str | None, str | None]:
     """(text, reasoning) of a content value: a string, or a list of text/reasoning parts; Drop for other parts."""
     if value is None or isinstance(value, str):
         return value, None
@@ -113,12 +113,13 @@ def conversation(value: Any, key_map: dict[str, str], notes: Counter, reasoning_
         if role is None:
             raise Drop(f"unknown role {name[:30]!r}" if name else "turn without a role")
         content = turn.get("content") if turn.get("content") is not None else turn.get("value")
-        text, reasoning = _content(content, notes)
+        text, reasoning = _content(content)
         reasoning = reasoning or turn.get("reasoning_content") or turn.get("reasoning")
         if role == "call":  # ShareGPT's function_call turn: the assistant calls a tool
             _add_calls(turns, _calls(content))
             continue
-        calls = _calls(turn["tool_calls"]) if turn.get("tool_calls") else []
+        legacy = turn.get("function_call")  # OpenAI's older single call on an assistant message
+        calls = _calls(turn["tool_calls"]) if turn.get("tool_calls") else (_calls(legacy) if legacy else [])
         if role == "assistant" and calls:
             turns.append({"role": "assistant", "content": text or "", "tool_calls": calls})
         elif text is None:

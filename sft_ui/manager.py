@@ -291,9 +291,14 @@ class JobManager:
         return self._library("list_entries")
 
     def preview_dataset(self, name: str, n: int = 5) -> dict[str, Any]:
-        """A library file's entry and its first `n` rows as the model sees them (the Train tab's preview)."""
-        entry = self._library("get_entry", name)
-        return {**entry, "preview": self.preview({"dataset_name": entry["path"]}, n)}
+        """A library file's entry, its first `n` rows as the model sees them (as the Train tab's preview) and
+        `summary`: format, columns, rows read/used/dropped/truncated, token lengths (data.preview's counts)."""
+        from sft_ui import data
+
+        entry, summary = self._library("get_entry", name), {}
+        config = parse_config({"dataset_name": entry["path"]})
+        shown = data.preview(config, n, self.store_root(), self.cache_dir, summary)
+        return {**entry, "preview": shown, "summary": summary}
 
     def delete_dataset(self, name: str) -> None:
         """Remove a library file; refused while a pending or running job's config names it."""

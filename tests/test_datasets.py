@@ -11,22 +11,29 @@ from fastapi import FastAPI
 from fastapi.testclient import TestClient
 
 from sft_ui.manager import JobManager
+from sft_ui.status import ENDED
 from sft_ui.web import rest, rest_datasets
-from tests.helpers import error
+from tests.helpers import error, wait_for
+from tests.servers import live_server
 
 ALPACA = b"".join(json.dumps({"instruction": f"Upper-case {w}.", "output": w.upper()}).encode() + b"\n"
                   for w in ("fox", "owl", "cat", "elk", "yak", "bee"))
 
 
-@pytest.fixture
-def api(quiet: JobManager) -> Iterator[TestClient]:
-    """The jobs and data set routers over a manager whose jobs stay pending."""
+def serve(manager: JobManager) -> TestClient:
+    """A TestClient over the jobs and data set routers on `manager`."""
     app = FastAPI()
-    app.state.sft_manager = quiet
+    app.state.sft_manager = manager
     rest.install_error_handlers(app)
     app.include_router(rest.router)
     app.include_router(rest_datasets.router)
-    with TestClient(app) as client:
+    return TestClient(app)
+
+
+@pytest.fixture
+def api(quiet: JobManager) -> Iterator[TestClient]:
+    """The jobs and data set routers over a manager whose jobs stay pending."""
+    with serve(quiet) as client:
         yield client
 
 
@@ -155,6 +162,9 @@ def test_preview_shows_the_rows_as_the_train_tab_does(api: TestClient, quiet: Jo
     same = quiet.preview({"dataset_name": "datasets/tasks.jsonl"}, 2)
     assert answer["preview"] == same
     assert answer["rows"] == 6
+    assert answer["summary"]["rows"]["read"] == 6
+    assert answer["summary"]["rows"]["used"] == 6
+    assert answer["summary"]["dataset_format"] == "alpaca"
     assert "Upper-case fox." in answer["preview"][0]["prompt"]
 
 
@@ -207,3 +217,39 @@ def test_hub_and_builtin_ids_are_not_fetched_at_start(api: TestClient, quiet: Jo
         response = api.post("/api/sft/train", json={"config": {"dataset_name": name}})
         assert response.status_code == 200, response.text
     assert len(quiet.list_jobs()) == 2
+
+
+def test_a_job_on_an_uploaded_file_trains_to_completion(manager: JobManager) -> None:
+    with serve(manager) as client:
+        path = upload(client, "tasks.jsonl", ALPACA * 4).json()["path"]
+        config = {"dataset_name": path, "max_steps": 3, "batch_size": 2, "logging_steps": 1}
+        job_id = client.post("/api/sft/train", json={"config": config}).json()["job_id"]
+        record = wait_for(manager, job_id, ENDED, timeout=300)
+    assert record["status"] == "completed", (record["error"], manager.get_log(job_id)[-2000:])
+    assert record["progress"]["step"] == 3
+    assert record["config"]["dataset_name"] == "datasets/tasks.jsonl"
+
+
+def test_the_gradio_api_uploads_lists_and_previews_like_rest(quiet: JobManager, tmp_path: Path) -> None:
+    from gradio_client import Client, handle_file
+
+    source = tmp_path / "my tasks.jsonl"
+    source.write_bytes(ALPACA)
+    with live_server(quiet) as url:
+        client = Client(url, verbose=False)
+        entry = client.predict(handle_file(str(source)), api_name="/upload_dataset")
+        listed = client.predict(api_name="/list_datasets")
+        shown = client.predict("my_tasks.jsonl", 2, api_name="/preview_dataset")
+        again = client.predict(handle_file(str(source)), api_name="/upload_dataset")
+    rest_entry = quiet.list_datasets()[0]
+    assert entry["name"] == "my_tasks.jsonl"
+    assert entry["dataset_name"] == "datasets/my_tasks.jsonl"
+    assert entry["rows"] == 6
+    assert entry["format"] == "alpaca"
+    assert entry["size_bytes"] == len(ALPACA)
+    assert {k: v for k, v in rest_entry.items() if k != "path"} == {k: v for k, v in entry.items()
+                                                                     if k != "already_uploaded"}
+    assert [e["name"] for e in listed["datasets"]] == ["my_tasks.jsonl"]
+    assert shown["preview"] == quiet.preview({"dataset_name": "datasets/my_tasks.jsonl"}, 2)
+    assert again["already_uploaded"] is True
+    assert [n for n in library(quiet) if not n.startswith(".")] == ["my_tasks.jsonl"]

@@ -5,6 +5,7 @@ from typing import Any
 
 import gradio as gr
 
+from sft_ui.data import describe
 from sft_ui.data.library import ACCEPTED
 from sft_ui.manager import JobManager, NotFoundError
 from sft_ui.web.gradio_api import explain, upload_file
@@ -89,7 +90,8 @@ def preview(manager: JobManager, name: str | None) -> str:
         answer = manager.preview_dataset(name, 3)
     except Exception as exc:  # any data-set problem is shown to the person, not raised
         return views.message_html(f"Cannot read the data set: {explain(exc)}", "error")
-    return views.preview_html(answer["preview"])
+    summary = "\n".join(describe(answer["summary"]))
+    return views.message_html(summary, "info") + views.preview_html(answer["preview"])
 
 
 def delete(manager: JobManager, name: str | None) -> tuple[Any, ...]:

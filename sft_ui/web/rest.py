@@ -52,7 +52,9 @@ class JobRecord(BaseModel):
     metrics: dict[str, Any] = Field(default_factory=dict, description="Last logged loss, learning_rate, ...")
     queue_position: int | None = Field(None, description="Place in the queue (1 = next), pending jobs only")
     error: str | None = Field(None, description="Why it failed (failed only)")
-    result: dict[str, Any] | None = Field(None, description="Output path, final loss, runtime (completed only)")
+    result: dict[str, Any] | None = Field(
+        None, description="Output path, final loss, runtime, rows (read, used, dropped, truncated), tokens, warnings "
+        "(completed only)")
 
 
 class JobList(BaseModel):

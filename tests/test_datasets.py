@@ -230,13 +230,19 @@ def test_a_job_on_an_uploaded_file_trains_to_completion(manager: JobManager) -> 
     assert record["config"]["dataset_name"] == "datasets/tasks.jsonl"
 
 
-def test_the_gradio_api_uploads_lists_and_previews_like_rest(quiet: JobManager, tmp_path: Path) -> None:
+def test_the_gradio_api_uploads_lists_and_previews_like_rest(quiet: JobManager, tmp_path: Path,
+                                                            monkeypatch: pytest.MonkeyPatch) -> None:
     from gradio_client import Client, handle_file
 
-    source = tmp_path / "my tasks.jsonl"
+    monkeypatch.setenv("SFT_UI_MAX_UPLOAD_MB", "0.002")  # 2 kB: ALPACA fits, `big` does not
+    source, big = tmp_path / "my tasks.jsonl", tmp_path / "big.jsonl"
     source.write_bytes(ALPACA)
+    big.write_bytes(ALPACA * 20)
     with live_server(quiet) as url:
         client = Client(url, verbose=False)
+        with pytest.raises(ValueError, match="exceeds the maximum file size"):
+            client.predict(handle_file(str(big)), api_name="/upload_dataset")
+        assert library(quiet) == []
         entry = client.predict(handle_file(str(source)), api_name="/upload_dataset")
         listed = client.predict(api_name="/list_datasets")
         shown = client.predict("my_tasks.jsonl", 2, api_name="/preview_dataset")

@@ -58,7 +58,9 @@ def build_app(manager: JobManager | None = None) -> FastAPI:
     # With a key, the Gradio UI and its API ask for it too: any user name, the key as password.
     auth = (lambda _user, password: secrets.compare_digest(str(password).encode(), key.encode())) if key else None
     blocks = build_ui(manager, playground)
-    app = gr.mount_gradio_app(app, blocks, path="/", auth=auth, ssr_mode=False)
+    # Gradio's uploads (the Data tab, /upload_dataset) stop at the library's limit before they reach its cache.
+    app = gr.mount_gradio_app(app, blocks, path="/", auth=auth, ssr_mode=False,
+                              max_file_size=settings.max_upload_bytes())
     _calm_queue(blocks)
     names = {fn.api_name for fn in blocks.fns.values() if fn.api_name and fn.api_visibility != "private"}
     app.add_middleware(UnknownGradioEndpoint, names=frozenset(names))

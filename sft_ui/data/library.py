@@ -60,14 +60,18 @@ def safe_name(filename: str) -> str:
 
 def check_name(name: str) -> str:
     """A library file name as given (no path, no unsafe characters); ValueError naming `name` otherwise."""
-    try:
-        ok = isinstance(name, str) and safe_name(name) == name
-    except ValueError:
-        ok = False
-    if not ok:
+    if not isinstance(name, str) or not _valid(name):
         raise ValueError(f"name: {str(name)[:100]!r} is not a library file name (letters, digits, . _ - and one of "
                          f"{', '.join(ACCEPTED)})")
     return name
+
+
+def _valid(name: str) -> bool:
+    """Whether `name` is one that check_name takes."""
+    try:
+        return safe_name(name) == name
+    except ValueError:
+        return False
 
 
 def path_of(data_root: Path, name: str) -> Path:
@@ -164,7 +168,7 @@ def _entries(data_root: Path) -> list[dict[str, Any]]:
         return []
     entries = []
     for path in where.iterdir():
-        if path.name.startswith(".") or path.suffix.lower() not in ACCEPTED or not path.is_file():
+        if not _valid(path.name) or not path.is_file():  # hidden files, sidecars, names the API cannot take
             continue
         with contextlib.suppress(OSError):  # deleted meanwhile
             entries.append(_entry(path))

@@ -90,6 +90,23 @@ def test_a_parquet_file_is_counted_from_its_metadata(api: TestClient, tmp_path: 
     assert entry["format"] == "text"
 
 
+def test_a_large_json_array_is_counted_by_streaming_through_it(api: TestClient) -> None:
+    rows = [{"prompt": f"question {i} " + "x" * 40, "completion": f"answer {i}"} for i in range(3000)]
+    entry = upload(api, "big.json", json.dumps(rows, indent=1).encode()).json()
+    assert entry["rows"] == 3000
+    assert entry["format"] == "prompt_completion"
+
+
+def test_a_file_copied_into_the_library_by_hand_is_listed_and_a_changed_one_counted_again(
+        api: TestClient, quiet: JobManager) -> None:
+    folder = quiet.store_root() / "datasets"
+    folder.mkdir()
+    (folder / "copied.jsonl").write_bytes(ALPACA)
+    assert [(e["name"], e["rows"]) for e in api.get("/api/sft/datasets").json()["datasets"]] == [("copied.jsonl", 6)]
+    (folder / "copied.jsonl").write_bytes(ALPACA + ALPACA[:-1] + b"\n{\"text\": \"more\"}\n")
+    assert api.get("/api/sft/datasets").json()["datasets"][0]["rows"] == 13
+
+
 def test_the_same_content_twice_is_kept_once_and_another_content_gets_a_new_name(api: TestClient,
                                                                                  quiet: JobManager) -> None:
     first = upload(api, "tasks.jsonl", ALPACA).json()

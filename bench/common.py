@@ -31,12 +31,10 @@ def edit_database(data: Path, edit: Callable[[dict[str, Any]], None]) -> None:
 
     Seeding thousands of records one acknowledged write at a time would spend minutes in fsync.
     """
-    from sft_ui.manager import JobManager
+    from sft_ui.recovery import database_file
     from sft_ui.storage import JournalStorage
 
-    manager = JobManager(data_dir=data).start()
-    path = manager.database_path
-    manager.store.close()
+    path = database_file(data.resolve())  # no manager: starting one would also start a spare worker here
     storage = JournalStorage(path)
     content = storage.read() or {}
     edit(content)

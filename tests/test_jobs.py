@@ -203,14 +203,9 @@ def test_queue_order_with_one_slot_and_stop_of_a_pending_job(manager: JobManager
     ("config", "expected"),
     [({"base_model": "no-such-org/no-such-model"}, "base_model"),
      ({"base_model": "builtin:nope"}, "builtin:tiny-gpt2"),
-     ({"dataset_name": "missing.jsonl"}, "not found"),
-     ({"dataset_name": "files/cols.jsonl", "dataset_format": "alpaca"}, "dataset_format"),
-     ({"dataset_name": "files/cols.jsonl"}, "question")],
+     ({"dataset_name": "missing.jsonl"}, "not found")],
 )
 def test_failures_end_the_job_with_a_readable_cause(manager: JobManager, config: dict, expected: str) -> None:
-    cols = manager.store_root() / "files" / "cols.jsonl"
-    cols.parent.mkdir(parents=True, exist_ok=True)
-    cols.write_text('{"question": "a", "answer": "b"}\n' * 20)
     job_id = manager.create_job({**FAST, **config})
     manager.start_job(job_id)
     record = wait_for(manager, job_id, ("completed", "failed"), timeout=90)
@@ -218,6 +213,21 @@ def test_failures_end_the_job_with_a_readable_cause(manager: JobManager, config:
     assert expected in record["error"]
     assert "\n" not in record["error"]
     assert "Traceback" in manager.get_log(job_id)
+
+
+@pytest.mark.parametrize(
+    ("config", "expected"),
+    [({"dataset_name": "files/cols.jsonl", "dataset_format": "alpaca"}, "dataset_format"),
+     ({"dataset_name": "files/cols.jsonl"}, "question")],
+)
+def test_data_the_worker_would_refuse_is_refused_before_a_job_exists(quiet: JobManager, config: dict,
+                                                                     expected: str) -> None:
+    cols = quiet.store_root() / "files" / "cols.jsonl"
+    cols.parent.mkdir(parents=True, exist_ok=True)
+    cols.write_text('{"question": "a", "answer": "b"}\n' * 20)
+    with pytest.raises(ValueError, match=expected):
+        quiet.create_job({**FAST, **config})
+    assert quiet.list_jobs() == []
 
 
 def test_a_killed_worker_fails_the_job_and_the_queue_moves_on(manager: JobManager) -> None:

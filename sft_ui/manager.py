@@ -275,11 +275,13 @@ class JobManager:
         record = self._get(job_id)
         return jobdir.tail(Path(record["job_dir"]) / jobdir.LOG, max_bytes)
 
-    def preview(self, config: SFTConfig | dict[str, Any], n: int = 5) -> list[dict[str, Any]]:
-        """The first `n` rows of the config's data set as the model will see them (data.preview)."""
+    def preview(self, config: SFTConfig | dict[str, Any], n: int = 5,
+                info: dict[str, Any] | None = None) -> list[dict[str, Any]]:
+        """The first `n` rows of the config's data set as the model will see them (data.preview); `info` gets
+        the counts: format, columns, rows read/used/dropped/truncated, token lengths, notes, warnings."""
         from sft_ui import data  # loads a tokenizer: only when someone asks
 
-        return data.preview(parse_config(config), n, self.store_root(), self.cache_dir)
+        return data.preview(parse_config(config), n, self.store_root(), self.cache_dir, info)
 
     # --- the upload library (sft_ui.data.library) ---
     def upload_dataset(self, filename: str, chunks: Iterable[bytes]) -> dict[str, Any]:

@@ -2,6 +2,7 @@
 
 from __future__ import annotations
 
+import html
 import math
 
 import gradio as gr
@@ -179,3 +180,13 @@ def test_the_restore_banner_says_what_happened_and_escapes_the_reason() -> None:
 
 def test_no_restore_no_banner() -> None:
     assert views.restore_banner(None) == ""
+
+
+@pytest.mark.slow  # the preview loads the built-in tokenizer (and makes the model on an empty cache)
+def test_the_train_tabs_preview_counts_rows_beside_them(quiet: JobManager) -> None:
+    from sft_ui.web.ui import train
+
+    values = form.config_to_form(SPECS, {**SFTConfig().model_dump(), "max_samples": 40})
+    shown = html.unescape(train.preview(quiet, SPECS, tuple(values)))
+    assert "rows: read 40, used 40" in shown
+    assert "tokens per row" in shown

@@ -7,6 +7,7 @@ from typing import Any
 import gradio as gr
 from pydantic import ValidationError
 
+from sft_ui.data import describe
 from sft_ui.manager import JobManager, NotFoundError
 from sft_ui.presets import BUILTIN_PRESETS, preset_config
 from sft_ui.store import StoreWriteError
@@ -157,15 +158,16 @@ def refresh_presets(manager: JobManager, value: str | None) -> gr.Dropdown:
 
 def preview(manager: JobManager, specs: list[form.FieldSpec], values: tuple[Any, ...]) -> str:
     """The first rows of the data set as the model will see them, or why they cannot be read."""
+    info: dict[str, Any] = {}
     try:
-        rows = manager.preview(form.form_to_config(specs, list(values)), n=3)
+        rows = manager.preview(form.form_to_config(specs, list(values)), n=3, info=info)
     except ValidationError as exc:
         text = views.error_lines(explain(exc))
         return views.message_html(f"Fix these fields first:\n{text}", "error")
     except Exception as exc:  # any data-set problem is shown to the person, not raised
         log.info("preview failed: %s", exc)
         return views.message_html(f"Cannot read the data set: {exc}{where(manager, str(exc))}", "error")
-    return views.preview_html(rows)
+    return views.message_html("\n".join(describe(info)), "info") + views.preview_html(rows)
 
 
 def where(manager: JobManager, error: str) -> str:

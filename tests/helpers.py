@@ -5,13 +5,14 @@ from __future__ import annotations
 import shutil
 import time
 from pathlib import Path
+from typing import Any
 
 import httpx
 import pytest
 from fastapi import FastAPI
 from fastapi.testclient import TestClient
 
-from sft_ui import jobdir
+from sft_ui import builtin, jobdir
 from sft_ui.manager import JobManager
 
 LONG = {"max_steps": 100_000, "logging_steps": 1}  # a job that trains until it is stopped
@@ -91,3 +92,22 @@ def error(response: httpx.Response, status: int, *words: str) -> str:
     for word in words:
         assert word in detail, detail
     return detail
+
+
+def small_tokenizer(template: str, words: str = "user assistant system tool") -> Any:
+    """A small byte-level tokenizer with the built-in model's special tokens and the given chat template."""
+    from tokenizers import Tokenizer, decoders, models, pre_tokenizers, trainers
+    from transformers import PreTrainedTokenizerFast
+
+    backend = Tokenizer(models.BPE())
+    backend.pre_tokenizer = pre_tokenizers.ByteLevel(add_prefix_space=False)
+    backend.decoder = decoders.ByteLevel()
+    specials = [builtin.BOS, builtin.IM_START, builtin.EOS, builtin.PAD]
+    trainer = trainers.BpeTrainer(vocab_size=400, special_tokens=specials, show_progress=False,
+                                  initial_alphabet=pre_tokenizers.ByteLevel.alphabet())
+    backend.train_from_iterator([builtin.alpaca_prompt("Add one.", "2"), words] * 20,
+                                trainer=trainer)
+    tok = PreTrainedTokenizerFast(tokenizer_object=backend, bos_token=builtin.BOS, eos_token=builtin.EOS,
+                                  pad_token=builtin.PAD, extra_special_tokens=[builtin.IM_START])
+    tok.chat_template = template
+    return tok

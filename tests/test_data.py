@@ -13,6 +13,7 @@ import pytest
 from sft_ui import builtin, data
 from sft_ui.config import SFTConfig
 from sft_ui.data import DataError
+from tests.helpers import small_tokenizer
 
 os.environ.setdefault("HF_HUB_OFFLINE", "1")
 os.environ.setdefault("HF_DATASETS_OFFLINE", "1")
@@ -62,22 +63,8 @@ def cfg(name: str, **changes) -> SFTConfig:
 @pytest.fixture(scope="module", autouse=True)
 def fast_builtin(tmp_path_factory: pytest.TempPathFactory) -> Iterator[Path]:
     """builtin:tiny-gpt2 as a tokenizer-only folder like the built-in one: its model takes minutes to make."""
-    from tokenizers import Tokenizer, decoders, models, pre_tokenizers, trainers
-    from transformers import PreTrainedTokenizerFast
-
-    backend = Tokenizer(models.BPE())
-    backend.pre_tokenizer = pre_tokenizers.ByteLevel(add_prefix_space=False)
-    backend.decoder = decoders.ByteLevel()
-    specials = [builtin.BOS, builtin.IM_START, builtin.EOS, builtin.PAD]
-    trainer = trainers.BpeTrainer(vocab_size=400, special_tokens=specials, show_progress=False,
-                                  initial_alphabet=pre_tokenizers.ByteLevel.alphabet())
-    backend.train_from_iterator([builtin.alpaca_prompt("Add one.", "2"), "user assistant system Hello Bye"] * 20,
-                                trainer=trainer)
     folder = tmp_path_factory.mktemp("fast-builtin")
-    tok = PreTrainedTokenizerFast(tokenizer_object=backend, bos_token=builtin.BOS, eos_token=builtin.EOS,
-                                  pad_token=builtin.PAD, extra_special_tokens=[builtin.IM_START])
-    tok.chat_template = builtin.CHAT_TEMPLATE
-    tok.save_pretrained(folder)
+    small_tokenizer(builtin.CHAT_TEMPLATE, "user assistant system Hello Bye").save_pretrained(folder)
     with pytest.MonkeyPatch.context() as patch:
         patch.setattr(builtin, "builtin_model_path", lambda cache_dir: folder)
         yield folder

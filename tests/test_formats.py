@@ -16,6 +16,7 @@ from sft_ui import builtin, data
 from sft_ui.config import SFTConfig
 from sft_ui.data import DataError
 from sft_ui.data.formats import TOOLS_AS_TEXT
+from tests.helpers import small_tokenizer
 
 os.environ.setdefault("HF_HUB_OFFLINE", "1")
 os.environ.setdefault("HF_DATASETS_OFFLINE", "1")
@@ -66,30 +67,11 @@ def cfg(name: str, **changes: Any) -> SFTConfig:
     return SFTConfig(dataset_name=name, **{"max_seq_length": 1024, **changes})
 
 
-def make_tokenizer(template: str) -> Any:
-    """A small byte-level tokenizer with the built-in model's special tokens and the given chat template."""
-    from tokenizers import Tokenizer, decoders, models, pre_tokenizers, trainers
-    from transformers import PreTrainedTokenizerFast
-
-    backend = Tokenizer(models.BPE())
-    backend.pre_tokenizer = pre_tokenizers.ByteLevel(add_prefix_space=False)
-    backend.decoder = decoders.ByteLevel()
-    specials = [builtin.BOS, builtin.IM_START, builtin.EOS, builtin.PAD]
-    trainer = trainers.BpeTrainer(vocab_size=400, special_tokens=specials, show_progress=False,
-                                  initial_alphabet=pre_tokenizers.ByteLevel.alphabet())
-    backend.train_from_iterator([builtin.alpaca_prompt("Add one.", "2"), "user assistant system tool"] * 20,
-                                trainer=trainer)
-    tok = PreTrainedTokenizerFast(tokenizer_object=backend, bos_token=builtin.BOS, eos_token=builtin.EOS,
-                                  pad_token=builtin.PAD, extra_special_tokens=[builtin.IM_START])
-    tok.chat_template = template
-    return tok
-
-
 @pytest.fixture(scope="module", autouse=True)
 def fast_builtin(tmp_path_factory: pytest.TempPathFactory) -> Iterator[Path]:
     """builtin:tiny-gpt2 as a tokenizer-only folder with the built-in template: its model takes seconds to make."""
     folder = tmp_path_factory.mktemp("fast-builtin")
-    make_tokenizer(builtin.CHAT_TEMPLATE).save_pretrained(folder)
+    small_tokenizer(builtin.CHAT_TEMPLATE).save_pretrained(folder)
     with pytest.MonkeyPatch.context() as patch:
         patch.setattr(builtin, "builtin_model_path", lambda cache_dir: folder)
         yield folder
@@ -98,7 +80,7 @@ def fast_builtin(tmp_path_factory: pytest.TempPathFactory) -> Iterator[Path]:
 @pytest.fixture(scope="module")
 def tokenizer(fast_builtin: Path) -> Any:
     """The built-in tokenizer: ChatML with tool support and {% generation %} markers."""
-    return make_tokenizer(builtin.CHAT_TEMPLATE)
+    return small_tokenizer(builtin.CHAT_TEMPLATE)
 
 
 @pytest.fixture
@@ -160,7 +142,7 @@ def test_sharegpt_tool_preview_shows_where_the_loss_goes(root: Path, builtin_cac
 
 
 def test_tool_calls_fall_back_to_text_without_template_support(root: Path, tokenizer: Any) -> None:
-    plain = make_tokenizer(builtin.CHATML_TEMPLATE)  # ChatML without tools
+    plain = small_tokenizer(builtin.CHATML_TEMPLATE)  # ChatML without tools
     train, _, info = prepared(cfg("tools.jsonl"), root, plain)
     turns = train[0]["messages"]
     assert info["rows"]["used"] == 6
@@ -207,7 +189,7 @@ def test_openai_legacy_function_call(root: Path, tokenizer: Any) -> None:
 def test_reasoning_is_kept_for_templates_that_render_it(root: Path) -> None:
     template = builtin.CHAT_TEMPLATE.replace("{{ message['content'] or '' }}",
                                              "{{ message['reasoning_content'] or '' }}{{ message['content'] or '' }}")
-    thinking = make_tokenizer(template)
+    thinking = small_tokenizer(template)
     train, _, info = prepared(cfg("openai.jsonl"), root, thinking)
     assert train[0]["messages"][2]["reasoning_content"] == "I should call the tool."
     assert info["data_notes"] == []
@@ -251,9 +233,9 @@ def test_plain_prompt_template(root: Path, tokenizer: Any) -> None:
 
 def test_prompt_template_auto_keeps_alpaca_for_sft_ui_templates(root: Path, tokenizer: Any) -> None:
     assert data.formats.instruction_style(cfg("x.json"), tokenizer) == "alpaca"
-    assert data.formats.instruction_style(cfg("x.json"), make_tokenizer(data.PLAIN_CHAT_TEMPLATE)) == "alpaca"
-    assert data.formats.instruction_style(cfg("x.json"), make_tokenizer(builtin.CHATML_TEMPLATE)) == "alpaca"
-    shipped = make_tokenizer(builtin.CHATML_TEMPLATE + "{# shipped with the model #}")
+    assert data.formats.instruction_style(cfg("x.json"), small_tokenizer(data.PLAIN_CHAT_TEMPLATE)) == "alpaca"
+    assert data.formats.instruction_style(cfg("x.json"), small_tokenizer(builtin.CHATML_TEMPLATE)) == "alpaca"
+    shipped = small_tokenizer(builtin.CHATML_TEMPLATE + "{# shipped with the model #}")
     assert data.formats.instruction_style(cfg("x.json"), shipped) == "chat"
     train, _, info = prepared(cfg("history.jsonl"), root, shipped)
     assert info["prompt_style"] == "chat"
@@ -262,7 +244,7 @@ def test_prompt_template_auto_keeps_alpaca_for_sft_ui_templates(root: Path, toke
 
 def test_prompt_completion_rows_on_a_chat_model(root: Path) -> None:
     write_jsonl(root / "pc.jsonl", [{"prompt": f"Count to {i}:", "completion": f"{i}"} for i in range(1, 5)])
-    shipped = make_tokenizer(builtin.CHAT_TEMPLATE + "{# shipped #}")
+    shipped = small_tokenizer(builtin.CHAT_TEMPLATE + "{# shipped #}")
     train, _, info = prepared(cfg("pc.jsonl"), root, shipped)
     assert info["prompt_style"] == "chat"
     assert train[0]["messages"] == [{"role": "user", "content": "Count to 1:"}, {"role": "assistant", "content": "1"}]

@@ -3,7 +3,7 @@
     python bench/plain_trl.py MODEL_DIR ROWS.jsonl OUT_DIR [--steps 200] [--full] [--stamps STAMPS.json]
 
 Trains MODEL_DIR on the prompt/completion rows of ROWS.jsonl with the settings sft-ui uses for its default config
-(sft_ui/training.py: batch 8, max length 256, lr 1e-3, linear schedule, seed 42, loss on the completion only, no
+(sft_ui/worker/training.py: batch 8, max length 256, lr 1e-3, linear schedule, seed 42, loss on the completion only, no
 gradient checkpointing, fp32 on a CPU, LoRA r 16 / alpha 32 / dropout 0.05 on c_attn, c_proj, c_fc), saves the
 model, and writes wall-clock time stamps of each phase, TRL's train_runtime and train_loss to STAMPS.json.
 """

@@ -333,7 +333,7 @@ def whole_number(value: Any, field: str) -> int | None:
     """A step number given as an int, a whole float or a numeric string; ValueError naming `field` otherwise."""
     if value is None or (isinstance(value, int) and not isinstance(value, bool)):
         return value
-    if isinstance(value, float) and math.isfinite(value):
+    if isinstance(value, float) and math.isfinite(value) and value.is_integer():
         return int(value)
     if isinstance(value, str) and value.strip().lstrip("-").isdigit() and len(value) < 30:
         return int(value)

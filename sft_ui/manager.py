@@ -75,10 +75,15 @@ class JobManager:
                 self.cache_dir = settings.cache_dir(self.data_dir)
                 self.max_concurrent_jobs = self._max_arg or settings.max_concurrent_jobs()
                 self._store = Store(recovery.database_file(self.data_dir))
+                try:
+                    self._recover()
+                except BaseException:  # a later start() must try again, not find a store that never recovered
+                    self._store.close()
+                    self._store = None
+                    raise
                 if settings.spare_worker():
                     self.spare = Spare(self.data_dir, self.cache_dir, supervisor.worker_env())
                     self.spare.refill()
-                self._recover()
         return self
 
     @property
@@ -424,7 +429,8 @@ class JobManager:
                                           "error": outcome.get("error"), "result": outcome.get("result"),
                                           "phase": None}
                 if live:
-                    fields["progress"] = Progress.from_live(live, ended=True).as_dict()
+                    total = (self.store.get_job(run.job_id) or {}).get("progress", {}).get("total_steps")
+                    fields["progress"] = Progress.from_live(live, total, ended=True).as_dict()
                     fields["metrics"] = live.get("metrics") or {}
                 saved = self._save_end(run.job_id, fields)
                 self._runs.pop(run.job_id, None)
@@ -450,7 +456,10 @@ class JobManager:
     def _follow(self, run: supervisor.Run) -> dict[str, Any]:
         spare = self.spare.take(run.job_dir) if self.spare is not None and run.processes == 1 else None
         run.process = spare or supervisor.start_worker(run.job_dir, self.data_dir, self.cache_dir)
-        self.store.update_job(run.job_id, {"worker_pid": run.process.pid})
+        try:  # the pid only helps a restart end an orphan: a full disk must not leave the worker unwatched
+            self.store.update_job(run.job_id, {"worker_pid": run.process.pid})
+        except StoreWriteError as exc:
+            log.error("job %s: its worker's pid could not be recorded: %s", run.job_id, exc)
         return run.follow()
 
 

@@ -212,32 +212,35 @@ def _open(path: Path) -> dict[str, Any] | None:
     if storage.journal.exists():
         journal_copy = storage.journal.read_bytes()
     moved = quarantine(path, storage.journal)
-    if journal_copy is not None:
-        good = journal_copy[: _readable_prefix(journal_copy)]
+    skipped = 0
+    if journal_copy is not None:  # each line holds a whole document: the readable ones replay in order
+        good, skipped = _readable_lines(journal_copy)
         storage.journal.write_bytes(good)
         replay(storage.journal, data)
         storage.journal.unlink()
     restored = {"at": time.strftime("%Y-%m-%dT%H:%M:%SZ", time.gmtime()), "reason": reason,
                 "moved_aside": [p.name for p in moved], "configs_from": source,
-                "configs": len(data.get("configs", {}))}
+                "configs": len(data.get("configs", {})), "journal_lines_skipped": skipped}
     log.error("database %s is damaged (%s); moved aside to %s; configs restored from %s", path, reason,
               ", ".join(restored["moved_aside"]), source or "nothing")
     return {"data": data, "restored": restored}
 
 
-def _readable_prefix(raw: bytes) -> int:
-    """The length of the journal's leading lines that parse as changes."""
+def _readable_lines(raw: bytes) -> tuple[bytes, int]:
+    """The journal's lines that parse as changes, and how many did not (a cut-short last line is not counted)."""
     import json
 
-    end = 0
+    good, skipped = [], 0
     for line in raw.splitlines(keepends=True):
         if not line.endswith(b"\n"):
             break
         try:
             change = json.loads(line)
-            if not isinstance(change, dict) or not {"t", "id", "doc"} <= change.keys():
-                break
+            readable = isinstance(change, dict) and {"t", "id", "doc"} <= change.keys()
         except ValueError:
-            break
-        end += len(line)
-    return end
+            readable = False
+        if readable:
+            good.append(line)
+        else:
+            skipped += 1
+    return b"".join(good), skipped

@@ -92,6 +92,7 @@ def start_worker(job_dir: Path, data_dir: Path, cache_dir: Path) -> subprocess.P
 def worker_env() -> dict[str, str]:
     """The server's environment, plus what workers need: timeouts, quiet threads, this package importable."""
     env = dict(os.environ)
+    env.pop("SFT_UI_API_KEY", None)  # the workers serve nothing: they have no use for the server's key
     env.setdefault("HF_HUB_ETAG_TIMEOUT", "10")
     env.setdefault("HF_HUB_DOWNLOAD_TIMEOUT", "20")
     env.setdefault("TOKENIZERS_PARALLELISM", "false")

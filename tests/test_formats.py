@@ -378,3 +378,9 @@ def test_column_map_is_validated(value: Any, message: str) -> None:
 
     with pytest.raises(ValidationError, match=message):
         SFTConfig(column_map=value)
+
+
+def test_csv_cells_reach_training_as_written(tmp_path: Path) -> None:
+    (tmp_path / "cells.csv").write_text("instruction,output\nPad it.,0042\nSay NA.,NA\nSay null.,null\n")
+    rows = data.load_source(SFTConfig(dataset_name="cells.csv"), tmp_path).to_list()
+    assert [row["output"] for row in rows] == ["0042", "NA", "null"]

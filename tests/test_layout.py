@@ -43,12 +43,26 @@ def test_a_manager_that_was_not_started_says_so(tmp_path: Path) -> None:
     assert not (tmp_path / "data").exists()
 
 
-def test_start_opens_the_data_dir_once(tmp_path: Path) -> None:
+def test_start_opens_the_database_once(tmp_path: Path, monkeypatch: pytest.MonkeyPatch) -> None:
+    from sft_ui import manager as module
+
+    opened = []
+    real = module.Store
+    monkeypatch.setattr(module, "Store", lambda path: opened.append(path) or real(path))
     manager = JobManager(data_dir=tmp_path / "data")
     assert manager.start() is manager
     assert manager.start() is manager
-    assert manager.database_path.exists() or manager.database_path.parent.is_dir()
     assert manager.list_jobs() == []
+    assert opened == [manager.database_path]
+
+
+def test_a_start_that_fails_can_be_tried_again(tmp_path: Path, monkeypatch: pytest.MonkeyPatch) -> None:
+    manager = JobManager(data_dir=tmp_path / "data")
+    monkeypatch.setattr(manager, "_recover", lambda: (_ for _ in ()).throw(OSError("disk went away")))
+    with pytest.raises(OSError):
+        manager.start()
+    monkeypatch.undo()
+    assert manager.start().list_jobs() == []
 
 
 def test_the_seeds_manager_starts_at_its_first_use(tmp_path: Path) -> None:

@@ -186,7 +186,7 @@ def test_a_damaged_snapshot_is_moved_aside_and_restored_from_its_backup(tmp_path
     assert list(tmp_path.glob("db.json.corrupt-*"))
 
 
-def test_a_damaged_journal_keeps_the_lines_before_the_damage(tmp_path: Path) -> None:
+def test_a_damaged_journal_line_is_skipped_and_counted(tmp_path: Path) -> None:
     path = tmp_path / "db.json"
     store = Store(path)
     store.save_config("first", {}, "t0")
@@ -195,9 +195,10 @@ def test_a_damaged_journal_keeps_the_lines_before_the_damage(tmp_path: Path) -> 
     with open(tmp_path / "db.journal", "ab") as fh:
         fh.write(b'{"t":"configs","id":"7","doc":{"config_id":"x","name":"after-garbage","config":{}}}\n')
     reopened = Store(path)
-    assert [c["name"] for c in reopened.list_configs()] == ["first"]
+    assert [c["name"] for c in reopened.list_configs()] == ["first", "after-garbage"]
     assert reopened.restored is not None
     assert "line 2" in reopened.restored["reason"]
+    assert reopened.restored["journal_lines_skipped"] == 1
 
 
 BURST = """

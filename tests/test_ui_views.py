@@ -190,3 +190,9 @@ def test_the_train_tabs_preview_counts_rows_beside_them(quiet: JobManager) -> No
     shown = html.unescape(train.preview(quiet, SPECS, tuple(values)))
     assert "rows: read 40, used 40" in shown
     assert "tokens per row" in shown
+
+
+def test_the_restore_banner_counts_unreadable_journal_lines() -> None:
+    banner = html.unescape(views.restore_banner({"at": "t", "reason": "r", "configs": 0, "jobs_rebuilt": 0,
+                                                 "journal_lines_skipped": 2}))
+    assert "2 unreadable journal line(s)" in banner

@@ -100,6 +100,8 @@ def load_source(config: SFTConfig, data_root: Path) -> Dataset:
         try:
             if path.suffix.lower() == ".txt":
                 ds = Dataset.from_list(text_documents(path))
+            elif path.suffix.lower() == ".csv":
+                ds = _csv_as_written(path)
             else:
                 ds = load_dataset(_BUILDERS[path.suffix.lower()], data_files=str(path), split="train")
         except Exception as exc:  # any parse failure is the file's fault
@@ -128,6 +130,19 @@ def text_documents(path: Path) -> list[dict[str, str]]:
     text = path.read_text(encoding="utf-8").replace("\r\n", "\n")
     blocks = re.split(r"\n[ \t]*\n", text)
     return [{"text": block.strip("\n")} for block in blocks if block.strip()]
+
+
+def _csv_as_written(path: Path) -> Dataset:
+    """A CSV file with every cell as the text it holds: pandas would read `0042` as 42.0 and `NA` or `null`
+    as a missing value, changing or dropping what a person wrote."""
+    import csv
+
+    from datasets import Features, Value, load_dataset
+
+    with open(path, newline="", encoding="utf-8") as fh:
+        header = next(csv.reader(fh), [])
+    features = Features({column: Value("string") for column in header})
+    return load_dataset("csv", data_files=str(path), split="train", features=features, keep_default_na=False)
 
 
 def resolve_model_path(base_model: str, data_root: Path, cache_dir: Path) -> str:

@@ -30,7 +30,7 @@ LORA_TARGETS: dict[str, list[str]] = {
 
 
 class Reporter(Protocol):
-    """How a run talks to whoever started it (worker.Reporter)."""
+    """How a run talks to whoever started it (worker.__main__.StatusReporter)."""
 
     def should_stop(self) -> bool: ...
     def phase(self, name: str, **fields: Any) -> None: ...

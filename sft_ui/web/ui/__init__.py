@@ -17,7 +17,8 @@ __all__ = ["build_ui"]
 
 def build_ui(manager: JobManager, playground: Playground) -> gr.Blocks:
     """The whole page over `manager` and its `playground`: Train, Data, Jobs, Playground, Compare, and the named API."""
-    with gr.Blocks(title="SFT UI") as demo:
+    # Gradio keeps a copy of every upload in its cache; the library holds its own, so drop Gradio's after an hour.
+    with gr.Blocks(title="SFT UI", delete_cache=(3600, 3600)) as demo:
         gr.Markdown("# SFT UI\nFine-tune a causal language model with TRL. Pick a preset or fill the form, "
                     "click **Start training**, and watch the loss in **Jobs**.")
         restore_banner = gr.HTML(elem_id="restore-banner")

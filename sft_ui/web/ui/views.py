@@ -247,6 +247,12 @@ def restore_banner(restored: dict[str, Any] | None) -> str:
     text = (f"The job database could not be read at start ({restored.get('reason')}) and was restored at "
             f"{restored.get('at')}: {restored.get('jobs_rebuilt', 0)} job records were rebuilt from the job "
             f"folders and {restored.get('configs', 0)} saved configs came from "
-            f"{restored.get('configs_from') or 'nowhere (no readable copy)'}.\nThe damaged files were kept in "
+            f"{restored.get('configs_from') or 'nowhere (no readable copy)'}"
+            f"{_skipped(restored.get('journal_lines_skipped'))}.\nThe damaged files were kept in "
             f"the data dir's .sft_ui folder: {kept}.")
     return message_html(text, "error")
+
+
+def _skipped(lines: int | None) -> str:
+    """The restore banner's note of unreadable journal lines (each one a change that was lost)."""
+    return f"; {lines} unreadable journal line(s), each one change, could not be restored" if lines else ""

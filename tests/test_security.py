@@ -137,3 +137,10 @@ def test_without_a_key_everything_is_open(quiet: JobManager, monkeypatch: pytest
         assert client.post("/api/sft/train", json={"config": {"max_steps": 3}}).status_code == 200
         assert client.get("/gradio_api/info").status_code == 200
     assert "open to anyone who can reach" in (ROOT / "README.md").read_text()
+
+
+def test_workers_do_not_get_the_api_key(monkeypatch: pytest.MonkeyPatch) -> None:
+    from sft_ui import supervisor
+
+    monkeypatch.setenv("SFT_UI_API_KEY", "k-secret")
+    assert "SFT_UI_API_KEY" not in supervisor.worker_env()

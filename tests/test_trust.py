@@ -272,3 +272,23 @@ def test_a_deleted_job_stays_deleted_after_a_rebuild(tmp_path: Path) -> None:
     first.store.close()
     first.database_path.write_text("{")
     assert [r["job_id"] for r in _paused(data).list_jobs()] == [kept]
+
+
+def test_a_failed_worker_pid_write_still_follows_the_worker_to_its_end(manager: JobManager) -> None:
+    from sft_ui.store import StoreWriteError
+    from tests.helpers import wait_for
+
+    store = manager.store
+    real = store.update_job
+
+    def no_pid(job_id: str, fields: dict) -> None:
+        if "worker_pid" in fields:
+            raise StoreWriteError(28, "No space left on device")
+        real(job_id, fields)
+
+    store.update_job = no_pid  # type: ignore[method-assign]
+    job_id = manager.create_job({"max_steps": 2})
+    manager.start_job(job_id)
+    record = wait_for(manager, job_id, ("completed", "failed"), timeout=300)
+    assert record["status"] == "completed"
+    assert record["progress"]["total_steps"] == 2

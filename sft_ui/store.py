@@ -51,11 +51,12 @@ class Store:
         self.path = Path(path)
         self._lock = threading.RLock()
         self.restored: dict[str, Any] | None = None  # set when a damaged database was replaced at opening
-        storage_args = _open(self.path)
-        self._db = _Database(self.path, storage=JournalStorage)
-        if storage_args is not None:  # the files were damaged: start from what could be saved
-            self._db.storage.write(storage_args["data"])
-            self.restored = storage_args["restored"]
+        loaded = JournalStorage(self.path)
+        saved = _open(loaded)
+        self._db = _Database(storage=lambda: loaded)  # the storage read once above, not a second parse
+        if saved is not None:  # the files were damaged: start from what could be saved
+            self._db.storage.write(saved["data"])
+            self.restored = saved["restored"]
         self._jobs = self._db.table("jobs")
         self._configs = self._db.table("configs")
         self.revision = 0  # grows with every write to a job record: equal revisions, equal records
@@ -187,13 +188,13 @@ class Store:
             self._db.close()
 
 
-def _open(path: Path) -> dict[str, Any] | None:
-    """None when the database at `path` reads whole; else what can be saved of it, after moving the damage aside.
+def _open(storage: JournalStorage) -> dict[str, Any] | None:
+    """None when the database reads whole; else what can be saved of it, after moving the damage aside.
 
-    What is saved: the last good snapshot (the backup), with the journal's readable lines replayed on top.
-    The manager then rebuilds the job records from the job folders.
+    What is saved: the newest snapshot that reads (or its backup copy), with the journal's readable lines replayed
+    on top. The manager then rebuilds the job records from the job folders.
     """
-    storage = JournalStorage(path)
+    path = storage.path
     try:
         storage.read()
         return None

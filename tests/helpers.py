@@ -2,8 +2,11 @@
 
 from __future__ import annotations
 
+import contextlib
 import shutil
+import subprocess
 import time
+from collections.abc import Iterator
 from pathlib import Path
 from typing import Any
 
@@ -111,3 +114,25 @@ def small_tokenizer(template: str, words: str = "user assistant system tool") ->
                                   pad_token=builtin.PAD, extra_special_tokens=[builtin.IM_START])
     tok.chat_template = template
     return tok
+
+
+@contextlib.contextmanager
+def tiny_disk(tmp_path: Path, size: str = "300k") -> Iterator[Path]:
+    """A real 300 KB tmpfs (needs root and mount); skips where it cannot be made."""
+    mount = tmp_path / "tiny"
+    mount.mkdir()
+    made = subprocess.run(["mount", "-t", "tmpfs", "-o", f"size={size}", "tmpfs", str(mount)], capture_output=True)
+    if made.returncode != 0:
+        pytest.skip(f"cannot mount a tmpfs here (needs root): {made.stderr.decode().strip()[:200]}")
+    try:
+        yield mount
+    finally:
+        subprocess.run(["umount", "-l", str(mount)], check=False)
+
+
+def fill_disk(folder: Path) -> None:
+    """Fill the file system holding `folder` to the last byte."""
+    for name, chunk in (("filler", 4096), ("filler-bytes", 1)):
+        with contextlib.suppress(OSError), open(folder / name, "wb", buffering=0) as fh:
+            while True:
+                fh.write(b"x" * chunk)

@@ -276,3 +276,17 @@ def test_the_gradio_api_uploads_lists_and_previews_like_rest(quiet: JobManager, 
     assert shown["preview"] == quiet.preview({"dataset_name": "datasets/my_tasks.jsonl"}, 2)
     assert again["already_uploaded"] is True
     assert [n for n in library(quiet) if not n.startswith(".")] == ["my_tasks.jsonl"]
+
+
+def test_an_upload_onto_a_full_disk_is_507_and_leaves_nothing(tmp_path: Path) -> None:
+    from tests.helpers import fill_disk, tiny_disk
+
+    with tiny_disk(tmp_path, "1m") as disk:
+        manager = JobManager(data_dir=disk / "data").start()
+        with serve(manager) as client:
+            (disk / "data" / "datasets").mkdir()
+            fill_disk(disk)
+            answer = client.post("/api/sft/datasets", files={"file": ("big.jsonl", b'{"text": "x"}\n' * 20_000)})
+            assert answer.status_code == 507
+            assert "nothing changed" in answer.json()["detail"]
+            assert [p.name for p in (disk / "data" / "datasets").iterdir()] == []

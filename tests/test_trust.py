@@ -3,18 +3,15 @@ namespace with the database, restores from job folders, and recovery from what a
 
 from __future__ import annotations
 
-import contextlib
 import json
 import os
-import subprocess
-from collections.abc import Iterator
 from pathlib import Path
 
 import pytest
 
 from sft_ui import jobdir
 from sft_ui.manager import INTERRUPTED, JobManager
-from tests.helpers import rest_client
+from tests.helpers import fill_disk, rest_client, tiny_disk
 
 
 def _paused(data: Path) -> JobManager:
@@ -38,34 +35,12 @@ def test_a_lone_surrogate_config_name_leaves_the_api_working(quiet: JobManager) 
     assert [c["name"] for c in listed.json()] == ["fine"]
 
 
-@contextlib.contextmanager
-def tiny_disk(tmp_path: Path, size: str = "300k") -> Iterator[Path]:
-    """A real 300 KB tmpfs (needs root and mount); skips where it cannot be made."""
-    mount = tmp_path / "tiny"
-    mount.mkdir()
-    made = subprocess.run(["mount", "-t", "tmpfs", "-o", f"size={size}", "tmpfs", str(mount)], capture_output=True)
-    if made.returncode != 0:
-        pytest.skip(f"cannot mount a tmpfs here (needs root): {made.stderr.decode().strip()[:200]}")
-    try:
-        yield mount
-    finally:
-        subprocess.run(["umount", "-l", str(mount)], check=False)
-
-
-def _fill(folder: Path) -> None:
-    """Fill the file system holding `folder` to the last byte."""
-    for name, chunk in (("filler", 4096), ("filler-bytes", 1)):
-        with contextlib.suppress(OSError), open(folder / name, "wb", buffering=0) as fh:
-            while True:
-                fh.write(b"x" * chunk)
-
-
 def test_a_full_disk_answers_507_and_leaves_no_phantom_config(tmp_path: Path) -> None:
     with tiny_disk(tmp_path) as disk:
         manager = _paused(disk / "data")
         http = rest_client(manager)
         assert http.post("/api/sft/configs", json={"name": "before", "config": {}}).status_code == 200
-        _fill(disk)
+        fill_disk(disk)
         saved, answer = ["before"], None
         for n in range(20):  # the journal's last page may still hold a line or two
             answer = http.post("/api/sft/configs", json={"name": f"c{n}", "config": {"job_name": "p" * 150}})
@@ -82,7 +57,7 @@ def test_a_full_disk_answers_507_and_leaves_no_phantom_job(tmp_path: Path) -> No
     with tiny_disk(tmp_path) as disk:
         manager = _paused(disk / "data")
         http = rest_client(manager)
-        _fill(disk)
+        fill_disk(disk)
         answer = http.post("/api/sft/train", json={"config": {"job_name": "p" * 150}})
         assert answer.status_code == 507
         assert http.get("/api/sft/jobs").json()["jobs"] == []
@@ -250,7 +225,7 @@ def test_a_full_disk_reaches_a_gradio_client_as_nothing_changed(tmp_path: Path) 
         manager = _paused(disk / "data")
         with live_server(manager) as url:
             client = Client(url, verbose=False)
-            _fill(disk)
+            fill_disk(disk)
             message = ""
             for n in range(20):  # the journal's last page may still hold a line or two
                 try:

@@ -22,6 +22,7 @@ from sft_ui.config import MAX_NAME_LENGTH
 from sft_ui.data import peek
 from sft_ui.data.sources import DataError
 from sft_ui.settings import resolve_inside
+from sft_ui.storage import StoreWriteError
 
 FOLDER = "datasets"
 ACCEPTED = peek.SUFFIXES
@@ -102,20 +103,30 @@ class Upload:
             raise TooLargeError(f"file: larger than the upload limit of {self.max_bytes / 2**20:g} MB "
                                 "(SFT_UI_MAX_UPLOAD_MB)")
         assert self._file is not None
-        self._file.write(chunk)
+        try:
+            self._file.write(chunk)
+        except OSError as exc:  # a full disk: 507 like any refused write, and no half file left behind
+            self.abort()
+            raise StoreWriteError(exc.errno, exc.strerror) from None
         self._hash.update(chunk)
 
     def abort(self) -> None:
         """Drop the temp file."""
         if self._file is not None:
-            self._file.close()
+            with contextlib.suppress(OSError):  # its buffer cannot be written either: it is dropped anyway
+                self._file.close()
             self._file = None
         self.tmp.unlink(missing_ok=True)
 
     def finish(self) -> dict[str, Any]:
         """Check the rows, then keep the file (or return the entry already holding this content)."""
         assert self._file is not None
-        self._file.close()
+        try:
+            self._file.close()  # writes out the buffer: a full disk shows here too
+        except OSError as exc:
+            self._file = None
+            self.tmp.unlink(missing_ok=True)
+            raise StoreWriteError(exc.errno, exc.strerror) from None
         self._file = None
         digest = self._hash.hexdigest()
         try:
@@ -258,6 +269,12 @@ def _link_unique(tmp: Path, where: Path, name: str) -> Path:
             os.link(tmp, target)
         except FileExistsError:
             continue
+        except OSError:  # a file system without hard links: claim the name, then move the file onto it
+            try:
+                os.close(os.open(target, os.O_CREAT | os.O_EXCL | os.O_WRONLY, 0o644))
+            except FileExistsError:
+                continue
+            os.replace(tmp, target)
         return target
     raise ValueError(f"file: too many files named like {name}")
 

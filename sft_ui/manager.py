@@ -237,21 +237,27 @@ class JobManager:
             if record["status"] not in (JobStatus.STOPPED, JobStatus.FAILED):
                 raise StateError(f"job {job_id} is {record['status']}; only a stopped or failed job can be resumed")
             job_dir = Path(record["job_dir"])
-            point = resume.prepare(job_dir)
+            point = resume.plan(job_dir)
             if point is None:
                 why = "save_steps is 0" if not record["config"].get("save_steps") else "it ended before the first"
                 raise StateError(f"job {job_id} has no checkpoint to resume from ({why}); set save_steps to save "
                                  "checkpoints, or start a new job with its config")
-            last = (jobdir.read_metrics(job_dir / jobdir.METRICS) or [{}])[-1]
+            kept = [p for p in jobdir.read_metrics(job_dir / jobdir.METRICS) if p.get("step", 0) <= point["step"]]
+            last = (kept or [{}])[-1]
             times = (record.get("resumed") or {}).get("times", 0) + 1
-            self.store.update_job(job_id, {
-                "status": JobStatus.PENDING, "finished_at": None, "error": None, "result": None, "phase": None,
-                "queued_at": now_iso(), "metrics": last,
-                "progress": Progress(point["step"], record["progress"].get("total_steps"),
-                                     last.get("epoch", 0.0)).as_dict(),
-                "resumed": {"from_step": point["step"], "checkpoint": point["checkpoint"], "at": now_iso(),
-                            "times": times},
-            })
+            try:
+                self.store.update_job(job_id, {
+                    "status": JobStatus.PENDING, "finished_at": None, "error": None, "result": None, "phase": None,
+                    "queued_at": now_iso(), "metrics": last,
+                    "progress": Progress(point["step"], record["progress"].get("total_steps"),
+                                         last.get("epoch", 0.0)).as_dict(),
+                    "resumed": {"from_step": point["step"], "checkpoint": point["checkpoint"], "at": now_iso(),
+                                "times": times},
+                })
+            except StoreWriteError:  # not resumed: its files stay as they were
+                resume.forget(job_dir)
+                raise
+            resume.clean(job_dir, point["step"])  # only now: the record says it resumes
             self._queue.append(job_id)
             self._schedule()
         return self.get_job_status(job_id)

@@ -47,19 +47,28 @@ def trim_metrics(path: Path, step: int) -> int:
     return len(lines) - len(kept)
 
 
-def prepare(job_dir: Path) -> dict[str, Any] | None:
-    """Make `job_dir` ready to continue from its last checkpoint; None when it has none.
+def plan(job_dir: Path) -> dict[str, Any] | None:
+    """Tell the worker where to continue (resume.json: the last checkpoint and its step); None when there is none.
 
-    Metrics logged after the checkpoint are dropped (training repeats those steps), the previous run's
-    result, status and stop files are removed, and resume.json tells the worker where to start.
+    Nothing else changes yet: the caller records the job as resumed, then calls clean().
     """
     point = last_checkpoint(job_dir)
     if point is None:
         return None
     name, step = point
-    trim_metrics(job_dir / jobdir.METRICS, step)
-    for stale in (jobdir.RESULT, jobdir.STATUS, jobdir.STOP):
-        (job_dir / stale).unlink(missing_ok=True)
     resume = {"checkpoint": name, "step": step}
     jobdir.write_json(job_dir / jobdir.RESUME, resume, durable=True)
     return resume
+
+
+def clean(job_dir: Path, step: int) -> None:
+    """Drop the metrics logged after `step` (training repeats those steps) and the previous run's result,
+    status and stop files."""
+    trim_metrics(job_dir / jobdir.METRICS, step)
+    for stale in (jobdir.RESULT, jobdir.STATUS, jobdir.STOP):
+        (job_dir / stale).unlink(missing_ok=True)
+
+
+def forget(job_dir: Path) -> None:
+    """Undo plan(): the job was not resumed after all."""
+    (job_dir / jobdir.RESUME).unlink(missing_ok=True)

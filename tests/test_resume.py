@@ -99,3 +99,28 @@ def test_resume_says_when_there_is_nothing_to_resume(manager: JobManager) -> Non
     answer = client.post(f"/api/sft/jobs/{pending}/resume")
     assert answer.status_code == 400
     assert "is pending" in answer.json()["detail"]
+
+
+def test_a_resume_the_disk_refuses_leaves_the_job_and_its_files_as_they_were(quiet: JobManager) -> None:
+    from sft_ui.store import StoreWriteError
+
+    job_id = quiet.create_job({"max_steps": 20, "save_steps": 5})
+    job_dir = Path(quiet.get_job_status(job_id)["job_dir"])
+    (job_dir / jobdir.CHECKPOINTS / "checkpoint-5").mkdir(parents=True)
+    (job_dir / jobdir.CHECKPOINTS / "checkpoint-5" / "trainer_state.json").write_text("{}")
+    (job_dir / jobdir.METRICS).write_text("".join(f'{{"step": {s}, "loss": 1.0}}\n' for s in range(1, 9)))
+    jobdir.write_json(job_dir / jobdir.RESULT, {"status": "stopped", "error": None, "result": {"steps": 8}})
+    quiet.store.update_job(job_id, {"status": "stopped", "result": {"steps": 8}})
+    real = quiet.store.update_job
+
+    def full(job: str, fields: dict) -> None:
+        raise StoreWriteError(28, "No space left on device")
+
+    quiet.store.update_job = full  # type: ignore[method-assign]
+    with pytest.raises(StoreWriteError):
+        quiet.resume_job(job_id)
+    quiet.store.update_job = real  # type: ignore[method-assign]
+    assert quiet.get_job_status(job_id)["status"] == "stopped"
+    assert len(jobdir.read_metrics(job_dir / jobdir.METRICS)) == 8
+    assert (job_dir / jobdir.RESULT).exists()
+    assert not (job_dir / jobdir.RESUME).exists()

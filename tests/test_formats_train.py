@@ -26,6 +26,8 @@ JOBS: dict[str, dict[str, Any]] = {
     "txt": {"dataset_name": "docs.txt"},
     "csv_column_map": {"dataset_name": "qa.csv", "column_map": {"question": "instruction", "answer": "output"}},
     "txt_cut_short": {"dataset_name": "docs.txt", "max_seq_length": 16},
+    # max_seq_length beyond the built-in model's 512 positions: a row of ~700 tokens is too long all the same
+    "txt_past_the_model": {"dataset_name": "long.txt", "max_seq_length": 1024, "truncation": "drop"},
 }
 
 
@@ -38,6 +40,7 @@ def jobs(tmp_path_factory: pytest.TempPathFactory, builtin_cache: Path) -> Itera
     write_jsonl(root / "openai.jsonl", openai_rows())
     write_jsonl(root / "history.jsonl", alpaca_history_rows())
     (root / "docs.txt").write_text("".join(f"Document {i}: the fox and the dog.\n\n" for i in range(6)))
+    (root / "long.txt").write_text("A short one.\n\n" * 3 + " ".join(f"word{i}" for i in range(200)) + "\n")
     (root / "qa.csv").write_text("question,answer\n" + "".join(f"Add {i} and 1,{i + 1}\n" for i in range(6)))
     chatml = root / "models" / "chatml"  # the built-in model with a chat template that has no tool support
     shutil.copytree(builtin.builtin_model_path(builtin_cache), chatml)
@@ -56,7 +59,7 @@ def jobs(tmp_path_factory: pytest.TempPathFactory, builtin_cache: Path) -> Itera
     manager.shutdown()
 
 
-@pytest.mark.parametrize("name", [n for n in JOBS if n != "txt_cut_short"])
+@pytest.mark.parametrize("name", [n for n in JOBS if n not in ("txt_cut_short", "txt_past_the_model")])
 def test_every_shape_trains_with_every_row_used(jobs: tuple[JobManager, dict], name: str) -> None:
     manager, records = jobs
     record = records[name]
@@ -94,3 +97,11 @@ def test_a_job_that_cuts_most_rows_warns(jobs: tuple[JobManager, dict]) -> None:
     assert record["result"]["rows"]["truncated"] == 6
     assert record["result"]["warnings"][0].startswith("6 of 6 rows (100%) were dropped or truncated")
     assert "warning: 6 of 6 rows" in manager.get_log(record["job_id"])
+
+
+def test_rows_longer_than_the_model_are_counted_against_its_positions(jobs: tuple[JobManager, dict]) -> None:
+    result = jobs[1]["txt_past_the_model"]["result"]
+    assert result["rows"]["read"] == 4
+    assert result["rows"]["used"] == 3
+    assert result["rows"]["dropped"] == {"too long": 1}
+    assert any("512 positions" in note for note in result["notes"])

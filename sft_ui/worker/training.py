@@ -201,15 +201,21 @@ def run(config: SFTConfig, job_dir: Path, data_root: Path, cache_dir: Path, repo
     if reporter.should_stop():
         return {"stopped_early": True, "steps": 0}
 
+    max_length = _max_length(config, model)
+    if max_length < config.max_seq_length:
+        notes.append(f"max_seq_length {config.max_seq_length} is more than the model's {max_length} positions: "
+                     f"rows are counted and cut (or dropped) at {max_length}")
+        print(f"[sft-ui] {notes[-1]}", flush=True)
     reporter.phase("loading_data")
     shape: dict[str, Any] = {}
-    train_set, eval_set, trl_kwargs = data.prepare(config, data_root, tokenizer, shape, cache_dir=cache_dir)
+    # The rows are measured against the length training really uses, so truncated/dropped counts are true.
+    counted = config.model_copy(update={"max_seq_length": max_length})
+    train_set, eval_set, trl_kwargs = data.prepare(counted, data_root, tokenizer, shape, cache_dir=cache_dir)
     for line in data.describe(shape):
         print(f"[sft-ui] {line}", flush=True)
     if reporter.should_stop():
         return {"stopped_early": True, "steps": 0}
 
-    max_length = _max_length(config, model)
     cut_after = config.padding_free and not config.packing
     args = trl_config(config, job_dir, eval_set is not None, None if cut_after else max_length,
                       {**fast, **trl_kwargs}, bf16, fp16)

@@ -196,3 +196,11 @@ def test_the_restore_banner_counts_unreadable_journal_lines() -> None:
     banner = html.unescape(views.restore_banner({"at": "t", "reason": "r", "configs": 0, "jobs_rebuilt": 0,
                                                  "journal_lines_skipped": 2}))
     assert "2 unreadable journal line(s)" in banner
+
+
+def test_the_job_pickers_list_only_the_newest_jobs(quiet: JobManager, monkeypatch: pytest.MonkeyPatch) -> None:
+    monkeypatch.setattr(jobs, "PICKER_JOBS", 3)
+    ids = [quiet.create_job({"job_name": f"run {i}"}) for i in range(5)]
+    update = jobs.jobs_table(quiet, "all", "")
+    assert update is not None
+    assert [job_id for _, job_id in update.choices or []] == ids[:1:-1]

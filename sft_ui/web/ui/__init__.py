@@ -10,7 +10,7 @@ from sft_ui.web.gradio_api import add_api
 from sft_ui.web.ui import compare, form, jobs, train, views
 from sft_ui.web.ui import data as data_tab
 from sft_ui.web.ui import playground as playground_tab
-from sft_ui.web.ui.common import PRIVATE, QUIET, REFRESH_SECONDS
+from sft_ui.web.ui.common import PICKER_JOBS, PRIVATE, QUIET, REFRESH_SECONDS
 
 __all__ = ["build_ui"]
 
@@ -57,7 +57,7 @@ def _wire_table(demo: gr.Blocks, manager: JobManager, timer: gr.Timer, tabs: gr.
         text, job_id = train.start_job(manager, train_part.specs, values)
         if job_id is None:
             return text, gr.skip(), gr.skip()
-        choices = [views.job_choice(r) for r in manager.list_jobs()]
+        choices = [views.job_choice(r) for r in manager.list_jobs(limit=PICKER_JOBS)]
         return text, gr.Tabs(selected="jobs"), gr.Dropdown(choices=choices, value=job_id)
 
     started = train_part.start.click(start, train_part.fields, [train_part.message, tabs, jobs_part.job_pick],

@@ -12,7 +12,7 @@ from sft_ui.escaping import escape
 from sft_ui.manager import JobManager, NotFoundError, StateError
 from sft_ui.status import ACTIVE, JobStatus
 from sft_ui.web.ui import views
-from sft_ui.web.ui.common import PRIVATE, QUIET
+from sft_ui.web.ui.common import PICKER_JOBS, PRIVATE, QUIET
 
 EMPTY_PANEL = "Select a job to see its progress."
 TABLE_PAGE = 50  # rows of the jobs table: the newest jobs (older ones are in the job picker)
@@ -153,7 +153,8 @@ class TableUpdate:
 
 
 def jobs_table(manager: JobManager, status: str | None, sig: str, page: int = TABLE_PAGE) -> TableUpdate | None:
-    """The newest `page` jobs (only `status` unless 'all') and every job as a picker choice; None when unchanged.
+    """The newest `page` jobs (only `status` unless 'all'), the newest PICKER_JOBS as picker choices; None when
+    unchanged.
 
     `sig` is the last update's: when no job record changed since, this reads nothing but manager.changes(); the
     pickers are rebuilt only after a write to the job records (not while a job merely makes progress).
@@ -173,7 +174,7 @@ def jobs_table(manager: JobManager, status: str | None, sig: str, page: int = TA
     rows_sig = str(hash(repr((rows, label))))
     choices, choices_sig = None, old[4] if len(old) > 4 else ""
     if old[1:2] != [str(revision)]:
-        choices = [views.job_choice(r) for r in manager.list_jobs()]
+        choices = [views.job_choice(r) for r in manager.list_jobs(limit=PICKER_JOBS)]
         fresh_sig = str(hash(repr(choices)))
         choices, choices_sig = (choices if fresh_sig != choices_sig else None), fresh_sig
     frame = pd.DataFrame(rows, columns=views.TABLE_HEADERS) if old[3:4] != [rows_sig] else None

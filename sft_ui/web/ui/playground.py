@@ -11,7 +11,7 @@ from sft_ui.manager import JobManager
 from sft_ui.playground import MAX_NEW_TOKENS, Playground, example
 from sft_ui.status import ENDED
 from sft_ui.web.ui import views
-from sft_ui.web.ui.common import PRIVATE
+from sft_ui.web.ui.common import PICKER_JOBS, PRIVATE
 
 
 @dataclass
@@ -63,7 +63,7 @@ def build(manager: JobManager, playground: Playground) -> PlaygroundTab:
 
 def choices(manager: JobManager) -> list[tuple[str, str]]:
     """The jobs that have a saved model to try, newest first."""
-    return [views.job_choice(r) for r in manager.list_jobs()
+    return [views.job_choice(r) for r in manager.list_jobs(limit=PICKER_JOBS)
             if r["status"] in ENDED and artifacts.has_model(Path(r["job_dir"]) / "model")]
 
 

@@ -290,3 +290,13 @@ def test_an_upload_onto_a_full_disk_is_507_and_leaves_nothing(tmp_path: Path) ->
             assert answer.status_code == 507
             assert "nothing changed" in answer.json()["detail"]
             assert [p.name for p in (disk / "data" / "datasets").iterdir()] == []
+
+
+def test_the_served_app_takes_an_upload_over_rest(quiet: JobManager) -> None:
+    from sft_ui.web.app import build_app
+
+    with TestClient(build_app(quiet)) as client:  # the app python app.py serves, routers and middleware as built
+        answer = client.post("/api/sft/datasets", files={"file": ("served.jsonl", b'{"text": "a"}\n{"text": "b"}\n')})
+        assert answer.status_code == 200
+        assert answer.json()["rows"] == 2
+        assert [e["name"] for e in client.get("/api/sft/datasets").json()["datasets"]] == ["served.jsonl"]

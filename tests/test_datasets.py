@@ -300,3 +300,14 @@ def test_the_served_app_takes_an_upload_over_rest(quiet: JobManager) -> None:
         assert answer.status_code == 200
         assert answer.json()["rows"] == 2
         assert [e["name"] for e in client.get("/api/sft/datasets").json()["datasets"]] == ["served.jsonl"]
+
+
+def test_a_txt_files_library_count_is_the_jobs_row_count(api: TestClient, quiet: JobManager) -> None:
+    from sft_ui import data
+    from sft_ui.config import SFTConfig
+
+    content = b"First doc.\r\n  indented line\r\n \t \r\nSecond doc.\n\n\n\x0cThird doc.\n"
+    entry = upload(api, "docs.txt", content).json()  # type: ignore[attr-defined]
+    rows = data.load_source(SFTConfig(dataset_name=entry["path"]), quiet.store_root()).to_list()
+    assert entry["rows"] == len(rows)
+    assert rows[0]["text"] == "First doc.\n  indented line"

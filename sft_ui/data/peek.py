@@ -12,12 +12,12 @@ from pathlib import Path
 from typing import IO, Any
 
 from sft_ui.config import SFTConfig
-from sft_ui.data.sources import DataError
+from sft_ui.data.sources import LOCAL_SUFFIXES, DataError, text_blocks
 from sft_ui.errors import one_line
 from sft_ui.settings import resolve_inside
 
 PEEK_ROWS = 50  # rows read to check a file at Start
-SUFFIXES = (".json", ".jsonl", ".csv", ".parquet", ".txt")
+SUFFIXES = LOCAL_SUFFIXES
 _CHUNK = 1 << 16
 _WHOLE_JSON_LIMIT = 64 << 20  # a .json that is one object (columns of lists) is read whole only up to this size
 
@@ -37,7 +37,7 @@ def rows(path: Path) -> Iterator[dict[str, Any]]:
             if suffix == ".csv":
                 yield from _csv_rows(file)
             elif suffix == ".txt":
-                yield from ({"text": block} for block in _blocks(file))
+                yield from ({"text": block} for block in text_blocks(file))
             else:
                 yield from _json_rows(file, path)
     except Unreadable:
@@ -127,19 +127,6 @@ def _csv_rows(file: IO[str]) -> Iterator[dict[str, Any]]:
     for record in reader:
         if record:
             yield dict(zip(header, record + [""] * (len(header) - len(record)), strict=False))
-
-
-def _blocks(file: IO[str]) -> Iterator[str]:
-    """Blank-line-separated blocks of text, stripped."""
-    block: list[str] = []
-    for line in file:
-        if line.strip():
-            block.append(line.rstrip("\n"))
-        elif block:
-            yield "\n".join(block).strip()
-            block = []
-    if block:
-        yield "\n".join(block).strip()
 
 
 def _json_rows(file: IO[str], path: Path) -> Iterator[dict[str, Any]]:

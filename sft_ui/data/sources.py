@@ -4,6 +4,7 @@ from __future__ import annotations
 
 import os
 import re
+from collections.abc import Iterable, Iterator
 from pathlib import Path
 from typing import TYPE_CHECKING, Any
 
@@ -125,11 +126,27 @@ def load_source(config: SFTConfig, data_root: Path) -> Dataset:
     return ds
 
 
+def text_blocks(lines: Iterable[str]) -> Iterator[str]:
+    """The documents of a .txt file's lines: blocks separated by blank lines (nothing but spaces or tabs).
+
+    The one rule for both the job's rows and the upload library's row count.
+    """
+    block: list[str] = []
+    for line in lines:
+        line = line.rstrip("\r\n")
+        if line.strip(" \t"):
+            block.append(line)
+        elif block:
+            yield "\n".join(block)
+            block = []
+    if block:
+        yield "\n".join(block)
+
+
 def text_documents(path: Path) -> list[dict[str, str]]:
     """A .txt file as `text` rows: one document per block of lines separated by blank lines."""
-    text = path.read_text(encoding="utf-8").replace("\r\n", "\n")
-    blocks = re.split(r"\n[ \t]*\n", text)
-    return [{"text": block.strip("\n")} for block in blocks if block.strip()]
+    with open(path, encoding="utf-8") as fh:
+        return [{"text": block} for block in text_blocks(fh)]
 
 
 def _csv_as_written(path: Path) -> Dataset:

@@ -14,7 +14,7 @@ from pathlib import Path
 from typing import Any
 
 from sft_ui import jobdir, recovery, settings, supervisor
-from sft_ui.config import MAX_NAME_LENGTH, SFTConfig, parse_config, whole_number
+from sft_ui.config import MAX_NAME_LENGTH, SFTConfig, check_text, parse_config, whole_number
 from sft_ui.spare import Spare
 from sft_ui.status import ACTIVE, STATUSES, JobStatus, Progress
 from sft_ui.store import Store, StoreWriteError, new_id
@@ -306,11 +306,8 @@ class JobManager:
     def preview_dataset(self, name: str, n: int = 5) -> dict[str, Any]:
         """A library file's entry, its first `n` rows as the model sees them (as the Train tab's preview) and
         `summary`: format, columns, rows read/used/dropped/truncated, token lengths (data.preview's counts)."""
-        from sft_ui import data
-
         entry, summary = self._library("get_entry", name), {}
-        config = parse_config({"dataset_name": entry["path"]})
-        shown = data.preview(config, n, self.store_root(), self.cache_dir, summary)
+        shown = self.preview({"dataset_name": entry["path"]}, n, summary)
         return {**entry, "preview": shown, "summary": summary}
 
     def delete_dataset(self, name: str) -> None:
@@ -333,8 +330,6 @@ class JobManager:
     # --- configs ---
     def save_config(self, name: str, config: SFTConfig | dict[str, Any]) -> str:
         """Validate and store a config under `name` (replacing one of that name); returns its id."""
-        from sft_ui.config import check_text
-
         check_text(name, "name")
         if not isinstance(name, str) or not name.strip():
             raise ValueError("name: must be a non-empty string")

@@ -9,14 +9,13 @@ import shutil
 import threading
 import time
 from collections.abc import Callable, Iterable
-from datetime import UTC, datetime
 from pathlib import Path
 from typing import Any
 
 from sft_ui import jobdir, recovery, settings, supervisor
 from sft_ui.config import MAX_NAME_LENGTH, SFTConfig, check_text, parse_config, whole_number
 from sft_ui.spare import Spare
-from sft_ui.status import ACTIVE, STATUSES, JobStatus, Progress
+from sft_ui.status import ACTIVE, STATUSES, JobStatus, Progress, iso_time
 from sft_ui.store import Store, StoreWriteError, new_id
 
 log = logging.getLogger(__name__)
@@ -36,11 +35,6 @@ class StateError(ValueError):
 
 class LimitError(ValueError):
     """A request beyond a limit that protects the machine (pending jobs, saved configs)."""
-
-
-def now_iso() -> str:
-    """The current time, ISO 8601 UTC."""
-    return datetime.now(UTC).isoformat(timespec="seconds").replace("+00:00", "Z")
 
 
 class JobManager:
@@ -109,8 +103,8 @@ class JobManager:
         """Rebuild a damaged database from the job folders; end jobs a dead server left running; requeue the rest."""
         assert self._store is not None
         if self._store.restored is not None:
-            recovery.rebuild(self._store, self.data_dir, self.cache_dir, now_iso())
-        now = now_iso()
+            recovery.rebuild(self._store, self.data_dir, self.cache_dir, iso_time())
+        now = iso_time()
         for record in self._store.list_jobs(status=JobStatus.RUNNING):  # only these are copied
             supervisor.kill_orphan(record)
             self._store.update_job(record["job_id"], recovery.ended_fields(Path(record["job_dir"]), now))
@@ -142,7 +136,7 @@ class JobManager:
             try:
                 self.store.insert_job({
                     "job_id": job_id, "name": cfg.display_name, "status": JobStatus.PENDING,
-                    "created_at": now_iso(), "started_at": None, "finished_at": None, "queued_at": None,
+                    "created_at": iso_time(), "started_at": None, "finished_at": None, "queued_at": None,
                     "config": dumped, "job_dir": str(job_dir),
                     "progress": Progress(total_steps=cfg.max_steps).as_dict(),
                     "metrics": {}, "phase": None, "error": None, "result": None,
@@ -164,7 +158,7 @@ class JobManager:
             if record["status"] != JobStatus.PENDING:
                 raise StateError(f"job {job_id} is {record['status']}; only a pending job can be started")
             if job_id not in self._queue and job_id not in self._runs:
-                self.store.update_job(job_id, {"queued_at": now_iso()})
+                self.store.update_job(job_id, {"queued_at": iso_time()})
                 self._queue.append(job_id)
                 self._schedule()
         return self.get_job_status(job_id)
@@ -222,7 +216,7 @@ class JobManager:
             if run is None:
                 if job_id in self._queue:
                     self._queue.remove(job_id)
-                self.store.update_job(job_id, {"status": JobStatus.STOPPED, "finished_at": now_iso()})
+                self.store.update_job(job_id, {"status": JobStatus.STOPPED, "finished_at": iso_time()})
                 return self._view(self._get(job_id))
             run.stop_requested.set()
         run.done.wait(wait)
@@ -248,10 +242,10 @@ class JobManager:
             try:
                 self.store.update_job(job_id, {
                     "status": JobStatus.PENDING, "finished_at": None, "error": None, "result": None, "phase": None,
-                    "queued_at": now_iso(), "metrics": last,
+                    "queued_at": iso_time(), "metrics": last,
                     "progress": Progress(point["step"], record["progress"].get("total_steps"),
                                          last.get("epoch", 0.0)).as_dict(),
-                    "resumed": {"from_step": point["step"], "checkpoint": point["checkpoint"], "at": now_iso(),
+                    "resumed": {"from_step": point["step"], "checkpoint": point["checkpoint"], "at": iso_time(),
                                 "times": times},
                 })
             except StoreWriteError:  # not resumed: its files stay as they were
@@ -341,7 +335,7 @@ class JobManager:
             if saved >= limit and not self.store.count_configs(name.strip()):
                 raise LimitError(f"too many saved configs: {saved} (SFT_UI_MAX_CONFIGS={limit}); delete some first "
                                  "or save under an existing name to replace it")
-            return self.store.save_config(name.strip(), dumped, now_iso())
+            return self.store.save_config(name.strip(), dumped, iso_time())
 
     def count_configs(self) -> int:
         """How many configs are saved."""
@@ -404,7 +398,7 @@ class JobManager:
                 if record is None or record["status"] != JobStatus.PENDING:
                     continue
                 try:
-                    self.store.update_job(job_id, {"status": JobStatus.RUNNING, "started_at": now_iso(),
+                    self.store.update_job(job_id, {"status": JobStatus.RUNNING, "started_at": iso_time(),
                                                    "phase": "starting"})
                 except StoreWriteError as exc:  # it keeps its place: the next job end or start tries again
                     self._queue.appendleft(job_id)
@@ -426,7 +420,7 @@ class JobManager:
         finally:
             with self._lock:
                 live = run.live
-                fields: dict[str, Any] = {"status": outcome.get("status", JobStatus.FAILED), "finished_at": now_iso(),
+                fields: dict[str, Any] = {"status": outcome.get("status", JobStatus.FAILED), "finished_at": iso_time(),
                                           "error": outcome.get("error"), "result": outcome.get("result"),
                                           "phase": None}
                 if live:

@@ -5,22 +5,17 @@ from __future__ import annotations
 import logging
 import os
 from collections.abc import Iterator
-from datetime import UTC, datetime
 from pathlib import Path
 from typing import Any
 
 from sft_ui import jobdir, settings
-from sft_ui.status import ENDED, JobStatus
+from sft_ui.status import ENDED, JobStatus, iso_time
 from sft_ui.store import Store
 
 INTERRUPTED = "interrupted: the server stopped while it ran"
 DATABASE = "sft_ui.json"  # the database's file name, in settings.private_dir
 log = logging.getLogger(__name__)
 _MAX_DEPTH = 6  # output_dir may nest folders; a data root deeper than this holds no job folders we made
-
-
-def _iso(timestamp: float) -> str:
-    return datetime.fromtimestamp(timestamp, UTC).isoformat(timespec="seconds").replace("+00:00", "Z")
 
 
 def find_job_folders(root: Path, skip: tuple[Path, ...]) -> Iterator[Path]:
@@ -59,7 +54,7 @@ def ended_fields(job_dir: Path, now: str) -> dict[str, Any]:
     if outcome and outcome.get("status") in ENDED:
         fields.update(status=outcome["status"], error=outcome.get("error"), result=outcome.get("result"))
         progress["eta_seconds"] = 0
-        fields["finished_at"] = _iso((job_dir / jobdir.RESULT).stat().st_mtime)
+        fields["finished_at"] = iso_time((job_dir / jobdir.RESULT).stat().st_mtime)
     else:
         fields.update(status=JobStatus.FAILED, error=INTERRUPTED)
     fields["progress"] = progress
@@ -69,7 +64,7 @@ def ended_fields(job_dir: Path, now: str) -> dict[str, Any]:
 def record_from_folder(job_dir: Path, base: dict[str, Any] | None, now: str) -> dict[str, Any]:
     """A job record rebuilt from its folder; `base` (from the last good database copy) fills what files lack."""
     config = jobdir.read_json(job_dir / jobdir.CONFIG) or {}
-    created = _iso((job_dir / jobdir.CONFIG).stat().st_mtime)
+    created = iso_time((job_dir / jobdir.CONFIG).stat().st_mtime)
     record: dict[str, Any] = {
         "job_id": job_dir.name, "name": config.get("job_name") or
         f"{config.get('base_model', '?')} on {config.get('dataset_name', '?')}",

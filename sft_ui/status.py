@@ -3,6 +3,7 @@
 from __future__ import annotations
 
 from dataclasses import asdict, dataclass
+from datetime import UTC, datetime
 from enum import StrEnum
 from typing import Any
 
@@ -40,3 +41,9 @@ class Progress:
     def as_dict(self) -> dict[str, Any]:
         """The record's JSON shape."""
         return asdict(self)
+
+
+def iso_time(timestamp: float | None = None) -> str:
+    """A job record's time: ISO 8601 UTC to the second (`timestamp` as from time.time() or st_mtime; now if None)."""
+    when = datetime.now(UTC) if timestamp is None else datetime.fromtimestamp(timestamp, UTC)
+    return when.isoformat(timespec="seconds").replace("+00:00", "Z")

@@ -14,7 +14,6 @@ import re
 import tempfile
 import threading
 from collections.abc import Iterable
-from datetime import UTC, datetime
 from pathlib import Path
 from typing import IO, Any
 
@@ -22,6 +21,7 @@ from sft_ui.config import MAX_NAME_LENGTH
 from sft_ui.data import peek
 from sft_ui.data.sources import DataError
 from sft_ui.settings import resolve_inside
+from sft_ui.status import iso_time
 from sft_ui.storage import StoreWriteError
 
 FOLDER = "datasets"
@@ -142,7 +142,7 @@ class Upload:
                 path = _link_unique(self.tmp, folder(self.data_root), self.name)
                 stat = path.stat()
                 entry = {"name": path.name, "sha256": digest, "size_bytes": stat.st_size, "mtime_ns": stat.st_mtime_ns,
-                         "uploaded_at": _now(), **info}
+                         "uploaded_at": iso_time(), **info}
                 _write_sidecar(path, entry)
         finally:
             self.tmp.unlink(missing_ok=True)
@@ -239,7 +239,7 @@ def _entry(path: Path) -> dict[str, Any]:
         for chunk in read_chunks(file):
             hasher.update(chunk)
     entry = {"name": path.name, "sha256": hasher.hexdigest(), "size_bytes": stat.st_size,
-             "mtime_ns": stat.st_mtime_ns, "uploaded_at": _iso(stat.st_mtime), **info}
+             "mtime_ns": stat.st_mtime_ns, "uploaded_at": iso_time(stat.st_mtime), **info}
     with contextlib.suppress(OSError):
         _write_sidecar(path, entry)
     return entry
@@ -289,11 +289,3 @@ def _write_sidecar(path: Path, entry: dict[str, Any]) -> None:
     tmp = side.with_name(side.name + f".{os.getpid()}.tmp")
     tmp.write_text(json.dumps(entry), encoding="utf-8")
     os.replace(tmp, side)
-
-
-def _now() -> str:
-    return datetime.now(UTC).isoformat(timespec="seconds").replace("+00:00", "Z")
-
-
-def _iso(timestamp: float) -> str:
-    return datetime.fromtimestamp(timestamp, UTC).isoformat(timespec="seconds").replace("+00:00", "Z")

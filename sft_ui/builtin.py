@@ -100,6 +100,9 @@ MODEL_CONFIG = {"n_layer": 2, "n_embd": 128, "n_head": 4, "n_positions": 512}
 PRETRAIN = {"steps": 400, "batch_size": 32, "seq_len": 32, "lr": 3e-3, "warmup": 20, "seed": 0}
 FACT_FORMATS = ("{i}\n{x}\n{y}\n", "Q: {i} {x}\nA: {y}\n")  # pre-training text; the SFT teaches alpaca
 MARKER = "builtin.json"
+# The model as `_build` makes it, shipped in the package (a few MB) so that a fresh clone need not pre-train it.
+SHIPPED = Path(__file__).resolve().parent / "assets" / MODEL_DIR
+WRITE_SHIPPED = "python -m sft_ui.builtin --write-shipped"
 
 
 def is_builtin(name: str) -> bool:
@@ -160,7 +163,10 @@ def _is_current(folder: Path) -> bool:
 
 
 def builtin_model_path(cache_dir: Path) -> Path:
-    """Make the built-in model under `cache_dir` once (safe across processes) and return its folder."""
+    """The built-in model's folder: the shipped one when this recipe made it (nothing is made or written then),
+    else one made under `cache_dir` once (safe across processes). Callers only read the folder."""
+    if _is_current(SHIPPED):
+        return SHIPPED
     dest = Path(cache_dir) / MODEL_DIR
     if _is_current(dest):
         return dest
@@ -170,16 +176,21 @@ def builtin_model_path(cache_dir: Path) -> Path:
             fcntl.flock(lock, fcntl.LOCK_EX)
         if _is_current(dest):  # another process made it while we waited
             return dest
-        tmp = Path(tempfile.mkdtemp(prefix=f".{MODEL_DIR}-", dir=dest.parent))
-        try:
-            _build(tmp)
-            tmp.chmod(0o755)  # mkdtemp makes it private
-            if dest.exists():  # made by an older recipe
-                shutil.rmtree(dest)
-            os.replace(tmp, dest)
-        finally:
-            shutil.rmtree(tmp, ignore_errors=True)
+        _build_in_place(dest)
     return dest
+
+
+def _build_in_place(dest: Path) -> None:
+    """Build the model into a temporary folder beside `dest`, then put it in place of `dest`."""
+    tmp = Path(tempfile.mkdtemp(prefix=f".{MODEL_DIR}-", dir=dest.parent))
+    try:
+        _build(tmp)
+        tmp.chmod(0o755)  # mkdtemp makes it private
+        if dest.exists():  # made by an older recipe
+            shutil.rmtree(dest)
+        os.replace(tmp, dest)
+    finally:
+        shutil.rmtree(tmp, ignore_errors=True)
 
 
 def _pretrain_texts(rng: random.Random, n: int) -> list[str]:
@@ -258,3 +269,22 @@ def _pretrain(model, data, torch) -> None:  # noqa: ANN001 - torch is imported l
         schedule.step()
         optimizer.zero_grad()
     model.eval()
+
+
+def main(argv: list[str] | None = None) -> int:
+    """`python -m sft_ui.builtin --write-shipped`: rebuild the shipped model after a change to its recipe."""
+    import argparse
+
+    parser = argparse.ArgumentParser(prog="python -m sft_ui.builtin", description=main.__doc__)
+    parser.add_argument("--write-shipped", action="store_true", required=True,
+                        help=f"build the built-in model (~25 s) and replace {SHIPPED}")
+    parser.parse_args(argv)
+    SHIPPED.parent.mkdir(parents=True, exist_ok=True)
+    _build_in_place(SHIPPED)
+    for path in sorted(SHIPPED.iterdir()):
+        print(f"{path.stat().st_size:>10}  {path}")
+    return 0
+
+
+if __name__ == "__main__":
+    raise SystemExit(main())

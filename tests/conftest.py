@@ -89,7 +89,7 @@ CHROMIUM = find_chromium()
 NO_CHROMIUM = (f"no Chromium ({os.environ.get('SFT_UI_CHROMIUM') or 'chromium on PATH or /usr/bin/chromium'}): "
                "run scripts/test as root to apt-get it, or `apt-get install chromium`, or set SFT_UI_CHROMIUM=/path")
 # `slow`: a test that starts a worker process, another process or a server, or makes the built-in model in the
-# test process (builtin_model_path pre-trains it when the cache lacks it: seconds), judged by what its code calls:
+# test process (builtin_model_path pre-trains it when the shipped one is stale), judged by what its code calls:
 # the test, the fixtures it uses and the helpers they call, where those live in tests/ (trained_job, sft_server, ...).
 STARTS = re.compile(r"\b(start_job|resume_job|wait_for|live_server|Popen|builtin_model_path)\("
                     r"|\bsubprocess\.|\bmultiprocessing\b|SFT_UI_SPARE_WORKER")

@@ -8,6 +8,7 @@ from pathlib import Path
 import pytest
 from pydantic import ValidationError
 
+from sft_ui.builtin import builtin_model_path
 from sft_ui.config import SFTConfig
 from sft_ui.manager import JobManager
 from sft_ui.status import ENDED
@@ -48,7 +49,7 @@ def test_a_model_whose_attention_mixes_packed_rows_is_refused_by_name(manager: J
                                                                      builtin_cache: Path) -> None:
     from transformers import AutoModelForCausalLM, OPTConfig
 
-    builtin = builtin_cache / "tiny-gpt2"
+    builtin = builtin_model_path(builtin_cache)
     folder = manager.store_root() / "models" / "tiny-opt"
     config = OPTConfig(vocab_size=400, hidden_size=32, num_hidden_layers=1, num_attention_heads=4, ffn_dim=64,
                        word_embed_proj_dim=32, max_position_embeddings=256)

@@ -80,23 +80,27 @@ def test_the_spare_is_on_unless_turned_off(monkeypatch: pytest.MonkeyPatch) -> N
         assert settings.spare_worker() is False
 
 
-def test_a_waiting_spare_makes_the_builtin_model_before_the_first_job(tmp_path: Path,
-                                                                      monkeypatch: pytest.MonkeyPatch) -> None:
-    from sft_ui.builtin import builtin_model_path
+def test_a_spare_and_its_job_use_the_shipped_builtin_model_and_write_nothing_into_it(
+        tmp_path: Path, monkeypatch: pytest.MonkeyPatch) -> None:
+    from sft_ui.builtin import SHIPPED
 
+    def files() -> dict[str, tuple[int, int]]:
+        return {p.name: (p.stat().st_size, p.stat().st_mtime_ns) for p in SHIPPED.iterdir()}
+
+    shipped = files()
     monkeypatch.setenv("SFT_UI_SPARE_WORKER", "1")
     monkeypatch.setenv("SFT_UI_CACHE_DIR", str(tmp_path / "fresh-cache"))
     manager = JobManager(data_dir=tmp_path / "data").start()
     try:
         manager.store_root()
-        marker = tmp_path / "fresh-cache" / "tiny-gpt2" / "config.json"
-        deadline = time.monotonic() + 300
-        while not marker.exists() and time.monotonic() < deadline:
-            time.sleep(0.5)
-        assert marker.exists(), "the spare made the built-in model while no job ran"
-        assert manager.list_jobs() == []
-        began = time.monotonic()
-        assert builtin_model_path(tmp_path / "fresh-cache") == marker.parent
-        assert time.monotonic() - began < 2, "the model the spare made is whole and current: nothing is rebuilt"
+        deadline = time.monotonic() + 120
+        while not manager.spare.ready() and time.monotonic() < deadline:  # type: ignore[union-attr]
+            time.sleep(0.2)
+        job_id = manager.create_job({"max_steps": 2})
+        manager.start_job(job_id)
+        record = wait_for(manager, job_id, ENDED, timeout=300)
+        assert record["status"] == "completed", (record["error"], manager.get_log(job_id))
+        assert not (tmp_path / "fresh-cache" / "tiny-gpt2").exists(), "the spare and the job made no model"
+        assert files() == shipped, "nothing wrote into the shipped model"
     finally:
         manager.shutdown()

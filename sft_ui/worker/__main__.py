@@ -156,7 +156,8 @@ def _resume_point(job_dir: Path, reporter: StatusReporter) -> Path | None:
 
 
 def _make_builtin_model(cache_dir: Path) -> None:
-    """Make the built-in model in the cache if it is missing (a job that needs it meanwhile waits on its lock)."""
+    """Make the built-in model in the cache when the shipped one is stale (its recipe changed and it was not
+    rebuilt); otherwise this returns at once. A job that needs the model meanwhile waits on its lock."""
     from sft_ui.builtin import resolve_builtin_model
     from sft_ui.config import BUILTIN_MODEL
 
@@ -192,7 +193,7 @@ def wait_for_job(cache_dir: Path) -> Path | None:
 
     The server keeps one spare waiting (SFT_UI_SPARE_WORKER), so a job's first step does not wait ~5 s for
     torch, transformers, trl and peft to import. Its output goes to the job's log from the hand-over on.
-    While it waits it also makes the built-in model if the cache lacks it, so a first demo job need not.
+    While it waits it also makes the built-in model if the shipped one is stale and the cache lacks it.
     """
     from peft import LoraConfig  # noqa: F401
     from trl import SFTTrainer  # noqa: F401

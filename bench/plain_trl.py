@@ -1,11 +1,14 @@
 """A plain TRL script: the baseline that bench/overhead.py times sft-ui against (transformers/datasets/peft/trl only).
 
     python bench/plain_trl.py MODEL_DIR ROWS.jsonl OUT_DIR [--steps 200] [--full] [--stamps STAMPS.json]
+                              [--batch-size 8] [--max-length 256] [--lora-targets c_attn,c_proj,c_fc] [--trl-defaults]
 
 Trains MODEL_DIR on the prompt/completion rows of ROWS.jsonl with the settings sft-ui uses for its default config
 (sft_ui/worker/training.py: batch 8, max length 256, lr 1e-3, linear schedule, seed 42, loss on the completion only, no
 gradient checkpointing, fp32 on a CPU, LoRA r 16 / alpha 32 / dropout 0.05 on c_attn, c_proj, c_fc), saves the
-model, and writes wall-clock time stamps of each phase, TRL's train_runtime and train_loss to STAMPS.json.
+model, and writes wall-clock time stamps of each phase, TRL's train_runtime, train_loss and the process's peak
+resident memory (VmHWM) to STAMPS.json. --trl-defaults leaves bf16 and gradient_checkpointing to TRL's SFTConfig
+defaults (both on in TRL 1.16) instead of sft-ui's choice (off on a CPU).
 """
 
 from __future__ import annotations
@@ -35,6 +38,15 @@ class TrainBegin(TrainerCallback):
         STAMPS["train_begin"] = time.time()
 
 
+def peak_rss_mb() -> float:
+    """This process's peak resident memory (VmHWM) in MiB; 0 where /proc is missing."""
+    try:
+        status = Path("/proc/self/status").read_text()
+    except OSError:
+        return 0.0
+    return next((int(line.split()[1]) / 1024 for line in status.splitlines() if line.startswith("VmHWM:")), 0.0)
+
+
 def main() -> None:
     """Train, save, write the stamps."""
     parser = argparse.ArgumentParser(description=__doc__.split("\n\n")[0])
@@ -44,6 +56,10 @@ def main() -> None:
     parser.add_argument("--steps", type=int, default=200)
     parser.add_argument("--full", action="store_true", help="train all weights instead of a LoRA adapter")
     parser.add_argument("--stamps", type=Path)
+    parser.add_argument("--batch-size", type=int, default=8)
+    parser.add_argument("--max-length", type=int, default=256)
+    parser.add_argument("--lora-targets", default="c_attn,c_proj,c_fc", help="comma-separated module names")
+    parser.add_argument("--trl-defaults", action="store_true", help="TRL's own bf16 and gradient checkpointing")
     args = parser.parse_args()
 
     cuda = torch.cuda.is_available()
@@ -58,28 +74,35 @@ def main() -> None:
         train_set = Dataset.from_list([json.loads(line) for line in fh])
     STAMPS["data_loaded"] = time.time()
 
+    precision = (
+        {}
+        if args.trl_defaults
+        else {
+            "gradient_checkpointing": False,  # TRL's default is True; sft-ui's is off
+            "bf16": bf16,
+            "fp16": fp16,
+        }
+    )
     config = SFTConfig(
         output_dir=str(args.out_dir / "checkpoints"),
         max_steps=args.steps,
-        per_device_train_batch_size=8,
+        per_device_train_batch_size=args.batch_size,
         learning_rate=1e-3,
         lr_scheduler_type="linear",
         seed=42,
         logging_steps=1,
         save_strategy="no",
-        max_length=256,
+        max_length=args.max_length,
         completion_only_loss=True,
-        gradient_checkpointing=False,  # TRL's default is True; sft-ui's is off
-        bf16=bf16,
-        fp16=fp16,
         use_cpu=not cuda,
         report_to=[],
         disable_tqdm=True,
+        **precision,
     )
     peft_config = None
     if not args.full:
         peft_config = LoraConfig(
-            r=16, lora_alpha=32, lora_dropout=0.05, target_modules=["c_attn", "c_proj", "c_fc"], task_type="CAUSAL_LM"
+            r=16, lora_alpha=32, lora_dropout=0.05, target_modules=args.lora_targets.split(","), task_type="CAUSAL_LM"
         )
     trainer = SFTTrainer(
         model=model,
@@ -102,6 +125,9 @@ def main() -> None:
         "train_loss": float(output.training_loss),
         "steps": trainer.state.global_step,
         "train_rows": len(train_set),
+        "bf16": config.bf16,
+        "gradient_checkpointing": config.gradient_checkpointing,
+        "peak_rss_mb": peak_rss_mb(),
     }
     if args.stamps:
         args.stamps.write_text(json.dumps(report), encoding="utf-8")

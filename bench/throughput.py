@@ -15,7 +15,8 @@ round, and each is compared with the padded run of its own group and round (the 
 
 `llama-0.5b` (and `llama-tiny`, for smoke checks) are randomly initialised Llamas made offline with the built-in
 tokenizer and saved as local model folders under the data root, so they load like any local model. PATH is a local
-model folder: its parent folder is used as the data root, and the data sets are written beside it.
+model folder: it is hard-linked (copied across file systems) under the data root as models/<folder name>, so it loads as
+a job's local model does, and nothing is written beside it.
 Exits non-zero when a variant fails, or when a requested mode or Liger was not applied.
 """
 
@@ -23,6 +24,7 @@ from __future__ import annotations
 
 import argparse
 import json
+import os
 import shutil
 import statistics
 import subprocess
@@ -213,6 +215,18 @@ def report(args: argparse.Namespace, results: dict[tuple, list[dict]], groups: l
     return "\n".join(wrap(line) for line in lines) + "\n"
 
 
+def link_model(folder: Path, target: Path) -> None:
+    """Hard-link (copy across file systems) the files of a model folder into `target`, replacing what was there."""
+    shutil.rmtree(target, ignore_errors=True)
+    target.mkdir(parents=True)
+    for item in folder.iterdir():
+        if item.is_file():
+            try:
+                os.link(item, target / item.name)
+            except OSError:
+                shutil.copy2(item, target / item.name)
+
+
 def parse_args(argv: list[str] | None) -> argparse.Namespace:
     """The command line."""
     p = argparse.ArgumentParser(description=__doc__.split("\n\n")[0])
@@ -266,8 +280,9 @@ def main(argv: list[str] | None = None) -> int:
         if not (folder / "config.json").is_file():
             print(f"--model: {args.model} is not builtin, a llama-* name or a model folder", file=sys.stderr)
             return 2
-        data_root = folder.parent  # a local model loads from under the data root; data files go beside it
     data_root.mkdir(parents=True, exist_ok=True)
+    if args.model not in ("builtin", *LLAMAS):
+        link_model(folder, data_root / "models" / folder.name)  # a local model loads from under the data root
     base_model, files, header["data"] = prepare(args.model, args.seq_lengths, args.steps, args.batch_size, data_root)
     header["model"] = {"builtin": "builtin:tiny-gpt2 (GPT-2, 2 layers, 128 wide)"}.get(
         args.model, f"{args.model} ({base_model} under the data root)" if args.model in LLAMAS else base_model

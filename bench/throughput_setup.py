@@ -109,7 +109,7 @@ def prepare(
     elif model in LLAMAS:
         base_model = build_llama(model, data_root, cache_dir)
     else:
-        base_model = Path(model).name  # a model folder: its parent is the data root (see throughput.main)
+        base_model = f"models/{Path(model).name}"  # a model folder, linked under the data root (throughput.main)
     tokenizer = data.load_tokenizer(base_model, data_root, cache_dir)
     n_rows = max(256, 3 * (steps + 2) * batch_size)
     files, described = {}, []

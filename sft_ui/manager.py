@@ -14,6 +14,8 @@ from typing import Any
 
 from sft_ui import jobdir, recovery, settings, supervisor
 from sft_ui.config import MAX_NAME_LENGTH, SFTConfig, check_text, parse_config, whole_number
+from sft_ui.errors import NotFoundError, StateError
+from sft_ui.model_library import ModelLibrary
 from sft_ui.spare import Spare
 from sft_ui.status import ACTIVE, STATUSES, JobStatus, Progress, iso_time
 from sft_ui.store import Store, StoreWriteError, new_id
@@ -23,14 +25,6 @@ log = logging.getLogger(__name__)
 INTERRUPTED = recovery.INTERRUPTED
 __all__ = ["ACTIVE", "STATUSES", "JobManager", "JobStatus", "LimitError", "NotFoundError", "StateError",
            "sft_job_manager"]
-
-
-class NotFoundError(LookupError):
-    """An unknown job or config id."""
-
-
-class StateError(ValueError):
-    """An operation the job's status does not allow (e.g. stopping a finished job)."""
 
 
 class LimitError(ValueError):
@@ -55,6 +49,7 @@ class JobManager:
         self._runs: dict[str, supervisor.Run] = {}
         self._metrics = jobdir.MetricsReader()  # polled histories are parsed once, then only what was appended
         self.spare: Spare | None = None  # a worker waiting with the libraries imported (SFT_UI_SPARE_WORKER)
+        self._models: ModelLibrary | None = None
         self._encoded: dict[str, tuple[int, Callable[..., bytes], bytes]] = {}  # list_jobs_encoded's ended records
         self.data_dir = Path()
         self.cache_dir = Path()
@@ -75,6 +70,8 @@ class JobManager:
                     self._store.close()
                     self._store = None
                     raise
+                self._models = ModelLibrary(self.data_dir, supervisor.worker_env(), self._active_records)
+                self._models.recover()
                 if settings.spare_worker():
                     self.spare = Spare(self.data_dir, self.cache_dir, supervisor.worker_env())
                     self.spare.refill()
@@ -89,6 +86,13 @@ class JobManager:
             self.start()
         assert self._store is not None
         return self._store
+
+    @property
+    def models(self) -> ModelLibrary:
+        """The model library of this data dir: list, import (GGUF), delete (sft_ui.model_library)."""
+        self.store  # noqa: B018 - starts a start_on_first_use manager
+        assert self._models is not None
+        return self._models
 
     @property
     def database_path(self) -> Path:
@@ -307,10 +311,14 @@ class JobManager:
     def delete_dataset(self, name: str) -> None:
         """Remove a library file; refused while a pending or running job's config names it."""
         with self._lock:
-            used = self._library("users", name, [r for s in ACTIVE for r in self.store.list_jobs(status=s)])
+            used = self._library("users", name, self._active_records())
             if used:
                 raise StateError(f"file: {name} is used by job {used[0]}, which is pending or running; stop it first")
             self._library("delete", name)
+
+    def _active_records(self) -> list[dict[str, Any]]:
+        """The records of pending and running jobs."""
+        return [record for status in ACTIVE for record in self.store.list_jobs(status=status)]
 
     def _library(self, operation: str, *args: Any) -> Any:
         """sft_ui.data.library's `operation` on this data root; an unknown file is NotFoundError."""
@@ -366,6 +374,8 @@ class JobManager:
             run.stop_requested.set()
         if self.spare is not None:
             self.spare.close()
+        if self._models is not None:
+            self._models.shutdown()
         for run in runs:
             run.done.wait(wait)
 

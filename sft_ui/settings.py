@@ -100,3 +100,8 @@ def resolve_inside(root: Path, relative: str, what: str) -> Path:
     if not path.is_relative_to(root):
         raise ValueError(f"{what}: {relative!r} leads outside the data root")
     return path
+
+
+def max_model_upload_bytes() -> int:
+    """Largest GGUF file a model upload may bring (`SFT_UI_MAX_MODEL_UPLOAD_MB`, default 100000), in bytes."""
+    return int(float(os.environ.get("SFT_UI_MAX_MODEL_UPLOAD_MB", "100000")) * 1024 * 1024)

@@ -11,7 +11,6 @@ import hashlib
 import json
 import os
 import re
-import tempfile
 import threading
 from collections.abc import Iterable
 from pathlib import Path
@@ -22,17 +21,13 @@ from sft_ui.data import peek
 from sft_ui.data.sources import DataError
 from sft_ui.settings import resolve_inside
 from sft_ui.status import iso_time
-from sft_ui.storage import StoreWriteError
+from sft_ui.uploads import Incoming
 
 FOLDER = "datasets"
 ACCEPTED = peek.SUFFIXES
 _UNSAFE = re.compile(r"[^A-Za-z0-9._-]+")
 _CHUNK = 1 << 20
 _lock = threading.Lock()  # choosing a name and writing sidecars: one upload at a time
-
-
-class TooLargeError(ValueError):
-    """An upload over SFT_UI_MAX_UPLOAD_MB (HTTP 413)."""
 
 
 class DatasetNotFoundError(LookupError):
@@ -87,65 +82,38 @@ class Upload:
     """One upload streamed into a hidden temp file in the library folder; finish() renames it into place."""
 
     def __init__(self, data_root: Path, filename: str, max_bytes: int) -> None:
-        self.data_root, self.name, self.max_bytes = data_root, safe_name(filename), max_bytes
+        self.data_root, self.name = data_root, safe_name(filename)
         folder(data_root).mkdir(parents=True, exist_ok=True)
-        fd, tmp = tempfile.mkstemp(dir=folder(data_root), prefix=".upload-", suffix=Path(self.name).suffix)
-        self.tmp = Path(tmp)
-        self._file: IO[bytes] | None = os.fdopen(fd, "wb")
-        self._hash = hashlib.sha256()
-        self.size = 0
+        self.incoming = Incoming(folder(data_root), Path(self.name).suffix, max_bytes, "SFT_UI_MAX_UPLOAD_MB")
 
     def write(self, chunk: bytes) -> None:
         """Append a chunk; TooLargeError (and nothing left on disk) past the limit."""
-        self.size += len(chunk)
-        if self.size > self.max_bytes:
-            self.abort()
-            raise TooLargeError(f"file: larger than the upload limit of {self.max_bytes / 2**20:g} MB "
-                                "(SFT_UI_MAX_UPLOAD_MB)")
-        assert self._file is not None
-        try:
-            self._file.write(chunk)
-        except OSError as exc:  # a full disk: 507 like any refused write, and no half file left behind
-            self.abort()
-            raise StoreWriteError(exc.errno, exc.strerror) from None
-        self._hash.update(chunk)
+        self.incoming.write(chunk)
 
     def abort(self) -> None:
         """Drop the temp file."""
-        if self._file is not None:
-            with contextlib.suppress(OSError):  # its buffer cannot be written either: it is dropped anyway
-                self._file.close()
-            self._file = None
-        self.tmp.unlink(missing_ok=True)
+        self.incoming.abort()
 
     def finish(self) -> dict[str, Any]:
         """Check the rows, then keep the file (or return the entry already holding this content)."""
-        assert self._file is not None
+        tmp, digest = self.incoming.close(), self.incoming.sha256()
         try:
-            self._file.close()  # writes out the buffer: a full disk shows here too
-        except OSError as exc:
-            self._file = None
-            self.tmp.unlink(missing_ok=True)
-            raise StoreWriteError(exc.errno, exc.strerror) from None
-        self._file = None
-        digest = self._hash.hexdigest()
-        try:
-            info = _inspect(self.tmp)
+            info = _inspect(tmp)
         except ValueError as exc:
-            self.tmp.unlink(missing_ok=True)
+            tmp.unlink(missing_ok=True)
             raise ValueError(f"file: could not read {self.name}: {exc}") from None
         try:
             with _lock:
                 same = next((e for e in _entries(self.data_root) if e.get("sha256") == digest), None)
                 if same is not None:
                     return {**_public(same), "already_uploaded": True}
-                path = _link_unique(self.tmp, folder(self.data_root), self.name)
+                path = _link_unique(tmp, folder(self.data_root), self.name)
                 stat = path.stat()
                 entry = {"name": path.name, "sha256": digest, "size_bytes": stat.st_size, "mtime_ns": stat.st_mtime_ns,
                          "uploaded_at": iso_time(), **info}
                 _write_sidecar(path, entry)
         finally:
-            self.tmp.unlink(missing_ok=True)
+            tmp.unlink(missing_ok=True)
         return {**_public(entry), "already_uploaded": False}
 
 

@@ -9,6 +9,7 @@ from gradio import FileData
 from gradio.utils import get_upload_folder
 from pydantic import ValidationError
 
+from sft_ui import settings
 from sft_ui.config import check_text, describe_errors
 from sft_ui.data import library
 from sft_ui.manager import JobManager, NotFoundError, StateError
@@ -16,7 +17,8 @@ from sft_ui.playground import Playground
 from sft_ui.store import StoreWriteError
 
 API_NAMES = ("train", "list_jobs", "get_job", "stop_job", "get_metrics", "save_config", "list_configs", "get_config",
-             "generate", "resume_job", "upload_dataset", "list_datasets", "preview_dataset", "delete_dataset")
+             "generate", "resume_job", "upload_dataset", "list_datasets", "preview_dataset", "delete_dataset",
+             "import_model", "list_models", "get_model", "delete_model")
 
 
 def explain(exc: Exception) -> str:
@@ -81,6 +83,7 @@ def add_api(manager: JobManager, playground: Playground) -> None:
         gr.api(fn, api_name=fn.__name__, concurrency_limit=None)
     _add_artifact_api(manager, playground, call)
     _add_dataset_api(manager, call)
+    _add_model_api(manager, call)
 
 
 def _add_artifact_api(manager: JobManager, playground: Playground, call: Callable[..., Any]) -> None:
@@ -132,9 +135,41 @@ def _add_dataset_api(manager: JobManager, call: Callable[..., Any]) -> None:
         gr.api(fn, api_name=fn.__name__)
 
 
-def upload_file(manager: JobManager, file: Any) -> dict:
-    """Copy a file that Gradio received (its FileData, dict or path, inside Gradio's upload folder) into the library
-    under its original name."""
+def _add_model_api(manager: JobManager, call: Callable[..., Any]) -> None:
+    """The model library's endpoints: import_model, list_models, get_model, delete_model."""
+
+    def import_model(gguf: str = "", name: str = "", dtype: str = "auto", file: FileData | None = None) -> dict:
+        """Import a GGUF (`gguf`: a path under the data root, or `file`: gradio_client.handle_file(path)) into
+        models/<name>; poll get_model(name) until its status is ready or failed: {name, status, progress, ...}."""
+        name = call(check_text, name, "name") or None
+        if file is not None:
+            path, original = uploaded_file(file)
+            with path.open("rb") as handle:
+                uploaded = call(manager.models.receive, original, library.read_chunks(handle),
+                                settings.max_model_upload_bytes())
+            gguf = str(uploaded[0].relative_to(manager.store_root()))
+            return _no_path(call(manager.models.start, gguf, name, dtype, uploaded))
+        return _no_path(call(manager.models.start, call(check_text, gguf, "gguf"), name, dtype))
+
+    def list_models() -> dict:
+        """Local models and imports, newest first: {models: [{name, base_model, status, architecture, ...}]}."""
+        return {"models": [_no_path(entry) for entry in call(lambda: manager.models.list())]}
+
+    def get_model(name: str) -> dict:
+        """One model, or its import while it runs or after it failed: {name, base_model, status, ...}."""
+        return _no_path(call(lambda: manager.models.get(call(check_text, name, "name"))))
+
+    def delete_model(name: str) -> dict:
+        """Remove a local model (400 while it is imported or a pending or running job uses it): {message}."""
+        call(lambda: manager.models.delete(call(check_text, name, "name")))
+        return {"message": f"Model {name} deleted"}
+
+    for fn in (import_model, list_models, get_model, delete_model):
+        gr.api(fn, api_name=fn.__name__)
+
+
+def uploaded_file(file: Any) -> tuple[Path, str]:
+    """The file Gradio received (its FileData, dict or path, inside Gradio's upload folder) and its original name."""
     if isinstance(file, FileData):
         path, name = file.path, file.orig_name
     elif isinstance(file, dict):
@@ -146,8 +181,14 @@ def upload_file(manager: JobManager, file: Any) -> dict:
     source = Path(path).resolve()
     if not source.is_relative_to(Path(get_upload_folder()).resolve()) or not source.is_file():
         raise ValueError("file: not a file uploaded to this server")
+    return source, name or source.name
+
+
+def upload_file(manager: JobManager, file: Any) -> dict:
+    """Copy a file that Gradio received into the data set library under its original name."""
+    source, name = uploaded_file(file)
     with source.open("rb") as handle:
-        return manager.upload_dataset(name or source.name, library.read_chunks(handle))
+        return manager.upload_dataset(name, library.read_chunks(handle))
 
 
 def _no_path(entry: dict) -> dict:

@@ -14,7 +14,8 @@ from pydantic import BaseModel, ConfigDict, Field
 from python_multipart.multipart import MultipartParser, parse_options_header
 
 from sft_ui import settings
-from sft_ui.data.library import ACCEPTED, TooLargeError
+from sft_ui.data.library import ACCEPTED
+from sft_ui.uploads import TooLargeError
 from sft_ui.web.rest import ERRORS, PREFIX, ErrorResponse, Manager, MessageResponse, require_api_key
 
 NO_FILE = "file: send the file as multipart/form-data in the field 'file' (curl -F 'file=@data.jsonl')"
@@ -59,10 +60,16 @@ async def upload(request: Request, manager: Manager) -> Any:
     ctype, params = parse_options_header(request.headers.get("content-type"))
     if ctype != b"multipart/form-data" or not params.get(b"boundary"):
         raise ValueError(NO_FILE)
-    limit = settings.max_upload_bytes()
-    if int(request.headers.get("content-length") or 0) > limit + 64 * 1024:  # refused before a byte is read
-        return _too_large(TooLargeError(f"file: larger than the upload limit of {limit / 2**20:g} MB "
-                                        "(SFT_UI_MAX_UPLOAD_MB)"))
+    return await receive_file(request, params[b"boundary"], settings.max_upload_bytes(), "SFT_UI_MAX_UPLOAD_MB",
+                              lambda part: manager.upload_dataset(part.filename(), part))
+
+
+async def receive_file(request: Request, boundary: bytes, limit: int, setting: str,
+                       consume: Callable[[FilePart], Any]) -> Any:
+    """Hand the multipart body's `file` part to `consume` (run in a worker thread, so the file goes to disk as it
+    arrives); 413 past `limit` bytes, before a byte is read when the body says its length."""
+    if int(request.headers.get("content-length") or 0) > limit + 64 * 1024:
+        return _too_large(TooLargeError(f"file: larger than the upload limit of {limit / 2**20:g} MB ({setting})"))
     stream = request.stream()
 
     async def next_chunk() -> bytes:
@@ -71,12 +78,8 @@ async def upload(request: Request, manager: Manager) -> Any:
         except StopAsyncIteration:
             return b""
 
-    def receive() -> dict[str, Any]:  # in a worker thread: the file goes to disk as it arrives
-        part = FilePart(params[b"boundary"], lambda: anyio.from_thread.run(next_chunk))
-        return manager.upload_dataset(part.filename(), part)
-
     try:
-        return await run_in_threadpool(receive)
+        return await run_in_threadpool(consume, FilePart(boundary, lambda: anyio.from_thread.run(next_chunk)))
     except TooLargeError as exc:
         return _too_large(exc)
 

@@ -24,6 +24,7 @@ ENDPOINTS = {
     "/api/sft/jobs/{job_id}/push": {"post"},
     "/api/sft/datasets": {"get", "post"}, "/api/sft/datasets/{name}": {"delete"},
     "/api/sft/datasets/{name}/preview": {"get"},
+    "/api/sft/models": {"get", "post"}, "/api/sft/models/{name}": {"get", "delete"},
 }
 
 

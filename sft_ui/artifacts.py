@@ -2,6 +2,7 @@
 
 from __future__ import annotations
 
+import contextlib
 import json
 import logging
 import os
@@ -72,8 +73,9 @@ def is_adapter(model_dir: Path) -> bool:
     return (model_dir / ADAPTER_CONFIG).is_file()
 
 
-def model_card(record: dict[str, Any], what: str) -> str:
-    """A README for the exported or pushed model: what it was trained from, and how to load it."""
+def model_card(record: dict[str, Any], what: str, local_base: Path | None = None) -> str:
+    """A README for the exported or pushed model: what it was trained from, and how to load it. `local_base` is
+    the folder of a base model that is not on the Hub (built-in, imported or copied under the data root)."""
     config = record.get("config") or {}
     result = record.get("result") or {}
     base = config.get("base_model", "")
@@ -81,20 +83,50 @@ def model_card(record: dict[str, Any], what: str) -> str:
     module = "peft" if what == "lora_adapter" else "transformers"
     front = ["---", "library_name: " + ("peft" if what == "lora_adapter" else "transformers"),
              "pipeline_tag: text-generation", "tags: [sft, trl, sft-ui]"]
-    if base and not is_builtin(base) and "/" in base and not os.path.isabs(base):
+    if base and local_base is None and not is_builtin(base) and "/" in base and not os.path.isabs(base):
         front.append(f"base_model: {base}")
     front.append("---")
     facts = [f"- base model: `{base}`", f"- data set: `{config.get('dataset_name', '')}`",
              f"- steps: {result.get('steps', (record.get('progress') or {}).get('step'))}",
              f"- final training loss: {result.get('final_loss')}",
              f"- prompt format: {result.get('prompt_style', 'see config')}"]
+    usage = ["The tokenizer carries the chat template the model was trained with: prompt it with "
+             "`tokenizer.apply_chat_template(messages, add_generation_prompt=True)`.", ""] \
+        if result.get("prompt_style") == "chat" else []
+    if what == "lora_adapter" and local_base is not None:
+        usage += _local_base_note(base, local_base)
     return "\n".join([
         *front, "", f"# {record.get('name') or record['job_id']}", "",
         f"A {what.replace('_', ' ')} fine-tuned with sft-ui (TRL SFT), job `{record['job_id']}`.",
-        "", *facts, "", "```python", f"from {module} import {loader}", "",
-        f'model = {loader}.from_pretrained("<this folder or repo>")', "```", "",
+        "", *facts, "", "```python", f"from {module} import {loader}", "from transformers import AutoTokenizer", "",
+        f'model = {loader}.from_pretrained("<this folder or repo>")',
+        'tokenizer = AutoTokenizer.from_pretrained("<this folder or repo>")',
+        "```", "", *usage,
         "The training config is in `sft_ui_config.json` (`config.json` inside a zip).", "",
     ])
+
+
+def _local_base_note(base: str, local_base: Path) -> list[str]:
+    """How to load an adapter whose base model is a local folder rather than a Hub repo."""
+    return [
+        f"The base model `{base}` is a local folder, not a Hub repo: on the machine that trained it, "
+        f"`{local_base}`. `{'AutoPeftModelForCausalLM'}` loads the base from `base_model_name_or_path` in "
+        "`adapter_config.json`; on another machine, copy that folder and load the two yourself:", "",
+        "```python", "from peft import PeftModel", "from transformers import AutoModelForCausalLM", "",
+        'base = AutoModelForCausalLM.from_pretrained("<the base model folder>")',
+        'model = PeftModel.from_pretrained(base, "<this folder>")', "```", "",
+    ]
+
+
+def local_base(manager: JobManager, record: dict[str, Any]) -> Path | None:
+    """The folder of the job's base model when it is not a Hub id (built-in, or a folder under the data root)."""
+    from sft_ui.data.sources import resolve_model_path
+
+    base = str((record.get("config") or {}).get("base_model", ""))
+    with contextlib.suppress(ValueError, OSError):
+        where = resolve_model_path(base, manager.store_root(), manager.cache_dir)
+        return Path(where) if Path(where).is_dir() else None
+    return None
 
 
 def zip_job(manager: JobManager, job_id: str) -> Path:
@@ -116,7 +148,7 @@ def zip_job(manager: JobManager, job_id: str) -> Path:
             for name in (jobdir.CONFIG, jobdir.METRICS, jobdir.RESULT):
                 if (job_dir / name).is_file():
                     archive.write(job_dir / name, name)
-            archive.writestr("README.md", model_card(record, what))
+            archive.writestr("README.md", model_card(record, what, local_base(manager, record)))
         os.replace(tmp, dest)
     finally:
         tmp.unlink(missing_ok=True)
@@ -149,7 +181,8 @@ def merge(manager: JobManager, job_id: str) -> dict[str, Any]:
         try:
             merged.save_pretrained(str(tmp))
             tokenizer.save_pretrained(str(tmp))
-            (tmp / "README.md").write_text(model_card(record, "merged_model"), encoding="utf-8")
+            (tmp / "README.md").write_text(model_card(record, "merged_model", local_base(manager, record)),
+                                           encoding="utf-8")
             if dest.exists():
                 shutil.rmtree(dest)
             os.replace(tmp, dest)
@@ -188,7 +221,7 @@ def push(manager: JobManager, job_id: str, repo_id: str, private: bool = True, m
                   for path in sorted(folder.rglob("*"))
                   if path.is_file() and not path.is_symlink() and path.name not in ("README.md", "training_args.bin")]
     config = json.dumps(record.get("config") or {}, indent=2).encode()
-    operations += [CommitOperationAdd("README.md", model_card(record, what).encode()),
+    operations += [CommitOperationAdd("README.md", model_card(record, what, local_base(manager, record)).encode()),
                    CommitOperationAdd("sft_ui_config.json", config)]
     api = HfApi(token=token)
     try:

@@ -301,11 +301,12 @@ class JobManager:
         """The library's files, newest first: name, path (what dataset_name takes), rows, format, size_bytes, ..."""
         return self._library("list_entries")
 
-    def preview_dataset(self, name: str, n: int = 5) -> dict[str, Any]:
-        """A library file's entry, its first `n` rows as the model sees them (as the Train tab's preview) and
-        `summary`: format, columns, rows read/used/dropped/truncated, token lengths (data.preview's counts)."""
+    def preview_dataset(self, name: str, n: int = 5, base_model: str | None = None) -> dict[str, Any]:
+        """A library file's entry, its first `n` rows as `base_model` (default: the built-in one) sees them (as the
+        Train tab's preview) and `summary`: format, columns, rows read/used/dropped/truncated, token lengths."""
         entry, summary = self._library("get_entry", name), {}
-        shown = self.preview({"dataset_name": entry["path"]}, n, summary)
+        config = {"dataset_name": entry["path"], **({"base_model": base_model} if base_model else {})}
+        shown = self.preview(config, n, summary)
         return {**entry, "preview": shown, "summary": summary}
 
     def delete_dataset(self, name: str) -> None:

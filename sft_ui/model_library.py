@@ -179,7 +179,7 @@ class ModelLibrary:
     def __init__(self, data_root: Path, env: dict[str, str],
                  active_jobs: Callable[[], Iterable[dict[str, Any]]]) -> None:
         self.data_root, self._env, self._active_jobs = data_root, env, active_jobs
-        self._lock = threading.Lock()
+        self._lock = threading.RLock()
         self._running: dict[str, subprocess.Popen[bytes]] = {}
 
     def list(self) -> list[dict[str, Any]]:
@@ -219,7 +219,7 @@ class ModelLibrary:
     def _check_free(self, name: str) -> None:
         if (folder(self.data_root) / name).exists():
             raise ValueError(f"name: a model named {name} already exists; pick another name or delete it first")
-        if name in self._running:
+        if name in self.running():
             raise ValueError(f"name: {name} is being imported now")
 
     def start(self, gguf: str, name: str | None = None, dtype: str = "auto",
@@ -236,10 +236,11 @@ class ModelLibrary:
             if uploaded is not None:
                 uploaded[0].unlink(missing_ok=True)
             raise
+        busy = self.running()
         with self._lock:
-            if self._running:
-                raise StateError(f"gguf: model {next(iter(self._running))} is being imported; one import runs at "
-                                 "a time, try again when it is done")
+            if busy:
+                raise StateError(f"gguf: model {busy[0]} is being imported; one import runs at a time, try again "
+                                 "when it is done")
             self._check_free(name)
             shown = uploaded[1] if uploaded is not None else path.relative_to(self.data_root)
             record = {"name": name, "gguf": str(shown), "status": "running", "phase": "starting", "progress": 0.0,
@@ -279,9 +280,10 @@ class ModelLibrary:
         jobdir.write_json(path, {**record, "status": "failed", "error": one_line(error), "finished_at": iso_time()})
 
     def running(self) -> list[str]:
-        """Names of the imports running now."""
+        """Names of the imports still at work: the worker runs and has not written its end into the record."""
         with self._lock:
-            return list(self._running)
+            return [name for name, process in self._running.items() if process.poll() is None
+                    and (jobdir.read_json(_record_file(self.data_root, name)) or {}).get("status") == "running"]
 
     def delete(self, name: str) -> None:
         """Remove a model folder and its import record; refused while it is imported or a job uses it."""

@@ -70,7 +70,7 @@ def fake_trained_job(manager: JobManager, config: dict, model_from: str | Path) 
 def api_app(manager: JobManager) -> FastAPI:
     """The REST routers alone (no Gradio) over `manager`, with the app's error handlers."""
     from sft_ui.playground import Playground
-    from sft_ui.web import rest, rest_artifacts
+    from sft_ui.web import rest, rest_artifacts, rest_models
 
     app = FastAPI()
     app.state.sft_manager = manager
@@ -78,6 +78,7 @@ def api_app(manager: JobManager) -> FastAPI:
     rest.install_error_handlers(app)
     app.include_router(rest.router)
     app.include_router(rest_artifacts.router)
+    app.include_router(rest_models.router)
     return app
 
 
@@ -136,3 +137,24 @@ def fill_disk(folder: Path) -> None:
         with contextlib.suppress(OSError), open(folder / name, "wb", buffering=0) as fh:
             while True:
                 fh.write(b"x" * chunk)
+
+
+def write_gguf(path: Path, architecture: str, tensors: dict[str, tuple[int, ...]],
+               chat_template: str | None = None) -> Path:
+    """A GGUF file's header as llama.cpp writes it (metadata, a vocabulary array, tensor infos), no tensor data."""
+    import struct
+
+    def text(value: str) -> bytes:
+        data = value.encode()
+        return struct.pack("<Q", len(data)) + data
+
+    meta = [text("general.architecture") + struct.pack("<I", 8) + text(architecture),
+            text(f"{architecture}.block_count") + struct.pack("<I", 4) + struct.pack("<I", 2),
+            text("tokenizer.ggml.tokens") + struct.pack("<IIQ", 9, 8, 3) + b"".join(map(text, ("a", "b", "c"))),
+            text("tokenizer.ggml.scores") + struct.pack("<IIQ", 9, 6, 3) + struct.pack("<3f", 0, 0, 0)]
+    if chat_template is not None:
+        meta.append(text("tokenizer.chat_template") + struct.pack("<I", 8) + text(chat_template))
+    infos = [text(name) + struct.pack("<I", len(shape)) + struct.pack(f"<{len(shape)}Q", *shape)
+             + struct.pack("<IQ", 0, 0) for name, shape in tensors.items()]
+    path.write_bytes(b"GGUF" + struct.pack("<IQQ", 3, len(infos), len(meta)) + b"".join(meta) + b"".join(infos))
+    return path

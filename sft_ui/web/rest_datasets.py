@@ -14,6 +14,7 @@ from pydantic import BaseModel, ConfigDict, Field
 from python_multipart.multipart import MultipartParser, parse_options_header
 
 from sft_ui import settings
+from sft_ui.config import check_text
 from sft_ui.data.library import ACCEPTED
 from sft_ui.uploads import TooLargeError
 from sft_ui.web.rest import ERRORS, PREFIX, ErrorResponse, Manager, MessageResponse, require_api_key
@@ -92,9 +93,12 @@ def list_datasets(manager: Manager) -> dict[str, Any]:
 
 @router.get("/datasets/{name}/preview", response_model=DatasetPreview, summary="Preview an uploaded data set")
 def preview(name: str, manager: Manager,
-            n: Annotated[int, Query(ge=1, le=50, description="How many rows to show")] = 5) -> dict[str, Any]:
-    """The file's first `n` rows as the built-in model would see them, as the UI's preview shows them."""
-    return manager.preview_dataset(name, n)
+            n: Annotated[int, Query(ge=1, le=50, description="How many rows to show")] = 5,
+            base_model: Annotated[str | None, Query(max_length=500, description="Whose tokenizer and chat template "
+                                                    "(default: the built-in model)")] = None) -> dict[str, Any]:
+    """The file's first `n` rows as `base_model` would see them (its chat template and tokens), as the UI's preview
+    shows them."""
+    return manager.preview_dataset(name, n, check_text(base_model, "base_model") if base_model else None)
 
 
 @router.delete("/datasets/{name}", response_model=MessageResponse, summary="Delete an uploaded data set")

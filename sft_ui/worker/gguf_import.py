@@ -130,8 +130,9 @@ def main(argv: list[str] | None = None) -> int:
         info = convert(args.gguf, args.dest, dtype_name(args.dtype), progress)
     except Exception as exc:  # noqa: BLE001 - every failure is reported in the status file, in one line
         traceback.print_exc()
-        progress.update(progress.state.get("phase", "starting"), progress.state.get("progress", 0.0),
-                        status="failed", error=_explain(exc), finished_at=iso_time())
+        phase = progress.state.get("phase", "starting")
+        progress.update(phase, progress.state.get("progress", 0.0), status="failed",
+                        error=f"while {phase}: {_explain(exc)}", finished_at=iso_time())
         return 1
     progress.update("done", 1.0, status="completed", finished_at=iso_time(), model=info)
     print(json.dumps({"imported": str(args.dest), **info}), flush=True)

@@ -171,3 +171,24 @@ def test_errors_raise_in_the_client_naming_the_problem(served: tuple[Client, Job
     for word in words:
         assert word in str(caught.value)
     assert len(manager.list_jobs()) == jobs_before  # an invalid request starts nothing
+
+
+def test_the_model_library_through_gradio_client(served: tuple[Client, JobManager], tmp_path: Path) -> None:
+    import shutil
+
+    from gradio_client import handle_file
+
+    from tests.helpers import write_gguf
+
+    gradio, manager = served
+    shutil.copytree(builtin_model_path(manager.cache_dir), manager.store_root() / "models" / "by-hand")
+    listed = {entry["name"]: entry for entry in gradio.predict(api_name="/list_models")["models"]}
+    assert listed["by-hand"]["base_model"] == "models/by-hand"
+    assert "path" not in listed["by-hand"]  # gradio_client would try to download a dict with a "path"
+    assert gradio.predict("by-hand", api_name="/get_model")["architecture"] == "GPT2LMHeadModel"
+    gguf = write_gguf(tmp_path / "odd.gguf", "rwkv6", {"token_embd.weight": (8, 8)})
+    with pytest.raises(AppError, match="holds a 'rwkv6' model, which transformers cannot read"):
+        gradio.predict(name="odd", file=handle_file(str(gguf)), api_name="/import_model")
+    assert not list((manager.store_root() / "models" / ".uploads").iterdir())
+    assert gradio.predict("by-hand", api_name="/delete_model") == {"message": "Model by-hand deleted"}
+    assert "by-hand" not in {entry["name"] for entry in gradio.predict(api_name="/list_models")["models"]}

@@ -317,6 +317,13 @@ class JobManager:
                 raise StateError(f"file: {name} is used by job {used[0]}, which is pending or running; stop it first")
             self._library("delete", name)
 
+    def memory_holders(self) -> list[tuple[str, int | None]]:
+        """(label, pid) of the processes this manager started: running jobs' workers, the spare, model imports."""
+        holders = [(f"job {r['job_id']} ({r.get('name') or 'training'})", r.get("worker_pid"))
+                   for r in self.store.list_jobs(status=JobStatus.RUNNING)]
+        holders.append(("spare worker (waiting with the libraries imported)", self.spare.pid() if self.spare else None))
+        return holders + [(f"model import {name}", pid) for name, pid in self.models.pids().items()]
+
     def _active_records(self) -> list[dict[str, Any]]:
         """The records of pending and running jobs."""
         return [record for status in ACTIVE for record in self.store.list_jobs(status=status)]

@@ -285,6 +285,11 @@ class ModelLibrary:
             return [name for name, process in self._running.items() if process.poll() is None
                     and (jobdir.read_json(_record_file(self.data_root, name)) or {}).get("status") == "running"]
 
+    def pids(self) -> dict[str, int]:
+        """The worker pid of each import running now."""
+        with self._lock:
+            return {name: self._running[name].pid for name in self.running()}
+
     def delete(self, name: str) -> None:
         """Remove a model folder and its import record; refused while it is imported or a job uses it."""
         check_name(name)

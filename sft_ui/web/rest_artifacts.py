@@ -4,8 +4,9 @@ from __future__ import annotations
 
 import contextlib
 import logging
+import os
 from collections.abc import AsyncIterator
-from typing import Annotated
+from typing import Annotated, Any
 
 from fastapi import APIRouter, Depends, FastAPI, Request
 from fastapi.responses import FileResponse
@@ -14,7 +15,7 @@ from pydantic import BaseModel, ConfigDict, Field
 from sft_ui import artifacts
 from sft_ui.config import MultilineText, Text
 from sft_ui.playground import MAX_NEW_TOKENS, MAX_PROMPT_CHARS, Playground
-from sft_ui.web.rest import ERRORS, PREFIX, Manager, require_api_key
+from sft_ui.web.rest import ERRORS, PREFIX, Manager, MessageResponse, require_api_key
 
 log = logging.getLogger(__name__)
 
@@ -92,6 +93,25 @@ def get_playground(request: Request) -> Playground:
 def generate(job_id: str, body: GenerateRequest, playground: Annotated[Playground, Depends(get_playground)]) -> dict:
     """Answer a prompt with the base and the tuned model of a completed or stopped job (400 without a model)."""
     return playground.generate(job_id, body.prompt, body.max_new_tokens, body.temperature, body.top_p, body.input)
+
+
+@router.get("/resources", summary="CPU, memory and GPUs, and what holds the memory")
+def resources(request: Request, manager: Manager) -> dict[str, Any]:
+    """cpu_percent, memory {total_bytes, available_bytes}, gpus [{index, name, memory_used_bytes, ...}] and
+    processes [{holder, pid, rss_bytes}]: the server (with the playground's loaded models) and its workers."""
+    from sft_ui import resources as machine
+
+    loaded = get_playground(request).loaded_job()
+    server = "server" + (f" (the playground holds job {loaded}'s models)" if loaded else "")
+    return machine.snapshot([(server, os.getpid()), *manager.memory_holders()])
+
+
+@router.post("/playground/release", response_model=MessageResponse, summary="Free the playground's models")
+def release(playground: Annotated[Playground, Depends(get_playground)]) -> dict[str, str]:
+    """Drop the base and tuned models the playground keeps loaded, giving their memory back."""
+    loaded = playground.loaded_job()
+    playground.release()
+    return {"message": f"Released the models of job {loaded}" if loaded else "No models were loaded"}
 
 
 @router.get("/jobs/{job_id}/download", response_class=FileResponse, summary="Download the model",

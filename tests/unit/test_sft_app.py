@@ -25,6 +25,7 @@ ENDPOINTS = {
     "/api/sft/datasets": {"get", "post"}, "/api/sft/datasets/{name}": {"delete"},
     "/api/sft/datasets/{name}/preview": {"get"},
     "/api/sft/models": {"get", "post"}, "/api/sft/models/{name}": {"get", "delete"},
+    "/api/sft/resources": {"get"}, "/api/sft/playground/release": {"post"},
 }
 
 

@@ -1,5 +1,7 @@
-"""Built-in presets offered in the UI beside the saved configs: overrides of SFTConfig's defaults."""
+"""Built-in presets, and one generated per local model, offered in the UI beside the saved configs: overrides of
+SFTConfig's defaults."""
 
+from collections.abc import Iterable
 from typing import Any
 
 from sft_ui.config import SFTConfig
@@ -34,6 +36,27 @@ BUILTIN_PRESETS: dict[str, dict[str, Any]] = {
 }
 
 
-def preset_config(name: str) -> dict[str, Any]:
-    """The full config of a built-in preset (defaults plus its overrides); KeyError when unknown."""
-    return SFTConfig(**BUILTIN_PRESETS[name]).model_dump()
+# A LoRA run on a local model that ends in minutes on a CPU: short sequences, few steps, the built-in data set.
+LOCAL_PRESET = {
+    "use_lora": True,
+    "lora_r": 16,
+    "batch_size": 4,
+    "max_seq_length": 256,
+    "max_steps": 60,
+    "learning_rate": 2e-4,
+    "logging_steps": 1,
+}
+LOCAL_SUFFIX = " (local): LoRA, CPU-quick"
+
+
+def local_presets(models: Iterable[dict[str, Any]]) -> dict[str, dict[str, Any]]:
+    """One CPU-quick LoRA preset per ready local model (model library entries): name -> overrides of SFTConfig."""
+    return {f"{model['name']}{LOCAL_SUFFIX}": {**LOCAL_PRESET, "base_model": model["base_model"]}
+            for model in models if model.get("status") == "ready"}
+
+
+def preset_config(name: str, models: Iterable[dict[str, Any]] = ()) -> dict[str, Any]:
+    """The full config of a built-in preset or of a local model's (`models`: the model library's entries), its
+    defaults plus its overrides; KeyError when unknown."""
+    found = BUILTIN_PRESETS.get(name)
+    return SFTConfig(**(found if found is not None else local_presets(models)[name])).model_dump()

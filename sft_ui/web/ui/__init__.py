@@ -9,6 +9,7 @@ from sft_ui.playground import Playground
 from sft_ui.web.gradio_api import add_api
 from sft_ui.web.ui import compare, form, jobs, train, views
 from sft_ui.web.ui import data as data_tab
+from sft_ui.web.ui import models as models_tab
 from sft_ui.web.ui import playground as playground_tab
 from sft_ui.web.ui.common import PICKER_JOBS, PRIVATE, QUIET, REFRESH_SECONDS
 
@@ -16,7 +17,8 @@ __all__ = ["build_ui"]
 
 
 def build_ui(manager: JobManager, playground: Playground) -> gr.Blocks:
-    """The whole page over `manager` and its `playground`: Train, Data, Jobs, Playground, Compare, and the named API."""
+    """The whole page over `manager` and its `playground`: Train, Data, Models, Jobs, Playground, Compare, and the
+    named API."""
     # Gradio keeps a copy of every upload in its cache; the library holds its own, so drop Gradio's after an hour.
     with gr.Blocks(title="SFT UI", delete_cache=(3600, 3600)) as demo:
         gr.Markdown("# SFT UI\nFine-tune a causal language model with TRL. Pick a preset or fill the form, "
@@ -26,6 +28,7 @@ def build_ui(manager: JobManager, playground: Playground) -> gr.Blocks:
         with gr.Tabs(selected="train") as tabs:
             train_part = train.build(demo, manager)
             data_part = data_tab.build(demo, manager)
+            models_part = models_tab.build(demo, manager, timer)
             jobs_part = jobs.build(manager, timer)
             playground_part = playground_tab.build(manager, playground)
             compare_part = compare.build(manager, timer)
@@ -33,6 +36,7 @@ def build_ui(manager: JobManager, playground: Playground) -> gr.Blocks:
         _wire_table(demo, manager, timer, tabs, train_part, jobs_part, compare_part)
         _wire_across(manager, tabs, train_part, jobs_part, playground_part)
         _wire_data(manager, tabs, train_part, data_part)
+        _wire_models(manager, train_part, models_part)
         demo.load(lambda: views.restore_banner(manager.database_status()["restored"]), None, restore_banner,
                   **QUIET)
     return demo
@@ -117,3 +121,14 @@ def _wire_data(manager: JobManager, tabs: gr.Tabs, train_part: train.TrainTab, d
     done.then(preview, [uploaded, *train_part.fields], train_part.preview_out, **PRIVATE)
     data_part.table.change(lambda value: train.library_choices(manager, value), dataset_name,
                            train_part.dataset_pick, **QUIET)
+
+
+def _wire_models(manager: JobManager, train_part: train.TrainTab, models_part: models_tab.ModelsTab) -> None:
+    """Models -> Train: when the library changes (an import ends, a delete), the model picker and the presets follow."""
+
+    def follow(base_model: str, preset: str | None) -> tuple[Any, Any]:
+        """The Train tab's model picker and presets as the library is now."""
+        return models_tab.model_choices(manager, base_model), train.refresh_presets(manager, preset)
+
+    models_part.table.change(follow, [train_part.field("base_model"), train_part.preset],
+                             [train_part.model_pick, train_part.preset], **QUIET)

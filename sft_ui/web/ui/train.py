@@ -1,4 +1,5 @@
-"""The Train tab: the form generated from SFTConfig, presets and saved configs, the data preview, Start."""
+"""The Train tab: the form generated from SFTConfig, its pickers, presets and saved configs, the data preview,
+Start."""
 
 import logging
 from dataclasses import dataclass
@@ -9,20 +10,28 @@ from pydantic import ValidationError
 
 from sft_ui.data import describe
 from sft_ui.manager import JobManager, NotFoundError
-from sft_ui.presets import BUILTIN_PRESETS, preset_config
+from sft_ui.presets import BUILTIN_PRESETS, local_presets, preset_config
 from sft_ui.store import StoreWriteError
 from sft_ui.web.gradio_api import explain
 from sft_ui.web.ui import form, views
 from sft_ui.web.ui.common import PRIVATE, QUIET
+from sft_ui.web.ui.models import model_choices
 
 log = logging.getLogger(__name__)
 
 DEFAULT_PRESET = "builtin:" + next(iter(BUILTIN_PRESETS))
+# Fields with a picker below them: field -> (TrainTab attribute, label, elem_id, help).
+PICKERS = {
+    "base_model": ("model_pick", "Local models", "model-pick",
+                   "Pick one to put it in base_model, or type a Hub id above; import models in the Models tab."),
+    "dataset_name": ("dataset_pick", "Uploaded files", "dataset-pick",
+                     "Pick one to put its path in dataset_name; upload files in the Data tab."),
+}
 
 
 @dataclass
 class TrainTab:
-    """What other tabs use of the Train tab: the form, its message box and the Start button."""
+    """What other tabs use of the Train tab: the form, its message box, the Start button, the pickers and presets."""
 
     specs: list[form.FieldSpec]
     fields: list[gr.components.Component]
@@ -30,6 +39,8 @@ class TrainTab:
     start: gr.Button
     preview_out: gr.HTML
     dataset_pick: gr.Dropdown  # the upload library's files, beside dataset_name
+    model_pick: gr.Dropdown  # the built-in and the local models, beside base_model
+    preset: gr.Dropdown
 
     def field(self, name: str) -> gr.components.Component:
         """The form component of one SFTConfig field."""
@@ -55,8 +66,9 @@ def build(demo: gr.Blocks, manager: JobManager) -> TrainTab:
             start = gr.Button("Start training", variant="primary", size="lg", elem_id="start-btn")
             message = gr.HTML(elem_id="form-msg")
             with gr.Group():
-                preset = gr.Dropdown(_preset_choices([]), value=DEFAULT_PRESET, label="Presets",
-                                     info="Built-in presets and your saved configs.", elem_id="preset")
+                preset = gr.Dropdown(_preset_choices(None), value=DEFAULT_PRESET, label="Presets",
+                                     info="Built-in presets, one per local model, and your saved configs.",
+                                     elem_id="preset")
                 with gr.Row():
                     load_btn = gr.Button("Load", size="sm", elem_id="load-btn")
                     delete_btn = gr.Button("Delete", size="sm", variant="stop", elem_id="delete-btn")
@@ -73,9 +85,11 @@ def build(demo: gr.Blocks, manager: JobManager) -> TrainTab:
     delete_btn.click(lambda value: delete_preset(manager, value), preset, [preset_msg, preset], **PRIVATE)
     preview_btn.click(lambda *values: preview(manager, specs, values), fields, preview_out, **PRIVATE)
     demo.load(lambda value: refresh_presets(manager, value), preset, preset, **QUIET)
-    part = TrainTab(specs, fields, message, start, preview_out, extras["dataset_pick"])
+    part = TrainTab(specs, fields, message, start, preview_out, extras["dataset_pick"], extras["model_pick"], preset)
     part.dataset_pick.input(lambda path: path or gr.skip(), part.dataset_pick, part.field("dataset_name"), **PRIVATE)
+    part.model_pick.input(lambda path: path or gr.skip(), part.model_pick, part.field("base_model"), **PRIVATE)
     demo.load(lambda: library_choices(manager), None, part.dataset_pick, **QUIET)
+    demo.load(lambda value: model_choices(manager, value), part.field("base_model"), part.model_pick, **QUIET)
     return part
 
 
@@ -130,7 +144,7 @@ def save_preset(manager: JobManager, specs: list[form.FieldSpec], name: str, pen
         text = views.error_lines(explain(exc))
         return views.message_html(f"Not saved. Fix these fields:\n{text}", "error"), gr.skip(), ""
     verb = "Replaced" if exists else "Saved"
-    choices = _preset_choices(manager.list_configs())
+    choices = _preset_choices(manager)
     return views.message_html(f"{verb} “{name}”.", "ok"), gr.Dropdown(choices=choices, value=f"saved:{config_id}"), ""
 
 
@@ -145,13 +159,13 @@ def delete_preset(manager: JobManager, value: str | None) -> tuple[Any, ...]:
         name, text = "", str(exc)
     else:
         text = f"Deleted “{name}”."
-    choices = _preset_choices(manager.list_configs())
+    choices = _preset_choices(manager)
     return views.message_html(text, "ok" if name else "error"), gr.Dropdown(choices=choices, value=DEFAULT_PRESET)
 
 
 def refresh_presets(manager: JobManager, value: str | None) -> gr.Dropdown:
-    """The presets dropdown with the saved configs as they are now."""
-    choices = _preset_choices(manager.list_configs())
+    """The presets dropdown with the local models and the saved configs as they are now."""
+    choices = _preset_choices(manager)
     keep = value if value in {v for _, v in choices} else DEFAULT_PRESET
     return gr.Dropdown(choices=choices, value=keep)
 
@@ -179,19 +193,18 @@ def where(manager: JobManager, error: str) -> str:
 
 
 def _field_rows(specs: list[form.FieldSpec], extras: dict[str, Any], per_row: int = 2) -> list[gr.components.Component]:
-    """The form components of one group, `per_row` to a row; dataset_name gets the library picker below it."""
+    """The form components of one group, `per_row` to a row; the fields in PICKERS get their picker below them."""
     made = []
     for start in range(0, len(specs), per_row):
         with gr.Row():
             for spec in specs[start:start + per_row]:
-                if spec.name != "dataset_name":
+                if spec.name not in PICKERS:
                     made.append(_field(spec))
                     continue
+                key, label, elem_id, info = PICKERS[spec.name]
                 with gr.Column(min_width=160):
                     made.append(_field(spec))
-                    extras["dataset_pick"] = gr.Dropdown(
-                        [], value=None, label="Uploaded files", elem_id="dataset-pick",
-                        info="Pick one to put its path in dataset_name; upload files in the Data tab.")
+                    extras[key] = gr.Dropdown([], value=None, label=label, elem_id=elem_id, info=info)
     return made
 
 
@@ -208,10 +221,14 @@ def _field(spec: form.FieldSpec) -> gr.components.Component:
     return gr.Textbox(value=spec.default, max_lines=1, placeholder="empty: none" if spec.optional else None, **common)
 
 
-def _preset_choices(saved: list[dict[str, Any]]) -> list[tuple[str, str]]:
-    """Dropdown choices: built-in presets, then saved configs."""
+def _preset_choices(manager: JobManager | None) -> list[tuple[str, str]]:
+    """Dropdown choices: built-in presets, the local models' presets, then saved configs (only built-in ones
+    without a manager)."""
     builtin = [(f"{name} (built-in)", f"builtin:{name}") for name in BUILTIN_PRESETS]
-    return builtin + [(f"{c['name']} (saved)", f"saved:{c['config_id']}") for c in saved]
+    if manager is None:
+        return builtin
+    local = [(name, f"local:{name}") for name in local_presets(manager.models.list())]
+    return builtin + local + [(f"{c['name']} (saved)", f"saved:{c['config_id']}") for c in manager.list_configs()]
 
 
 def _preset(manager: JobManager, value: str | None) -> tuple[str, dict[str, Any]]:
@@ -221,5 +238,11 @@ def _preset(manager: JobManager, value: str | None) -> tuple[str, dict[str, Any]
     if value.startswith("builtin:"):
         name = value.removeprefix("builtin:")
         return name, preset_config(name)
+    if value.startswith("local:"):
+        name = value.removeprefix("local:")
+        try:
+            return name, preset_config(name, manager.models.list())
+        except KeyError:
+            raise NotFoundError(f"its model is no longer in the library (see the Models tab): {name}") from None
     found = manager.get_config(value.removeprefix("saved:"))
     return found["name"], found["config"]

@@ -229,37 +229,42 @@ class ModelLibrary:
         `uploaded` is (file, the name it was sent under) for a GGUF that receive() took: it is deleted at the end.
         """
         try:
-            if dtype not in ("auto", "float32", "bfloat16", "float16"):
-                raise ValueError(f"dtype: must be auto, float32, bfloat16 or float16, got {dtype!r}")
-            path, name, header = self.check(gguf, name or (name_for(uploaded[1]) if uploaded else None))
-        except ValueError:
+            with self._lock:
+                process, record = self._spawn(gguf, name, dtype, uploaded)
+        except BaseException:  # refused or not started: an uploaded file is not kept
             if uploaded is not None:
                 uploaded[0].unlink(missing_ok=True)
             raise
-        busy = self.running()
-        with self._lock:
-            if busy:
-                raise StateError(f"gguf: model {busy[0]} is being imported; one import runs at a time, try again "
-                                 "when it is done")
-            self._check_free(name)
-            shown = uploaded[1] if uploaded is not None else path.relative_to(self.data_root)
-            record = {"name": name, "gguf": str(shown), "status": "running", "phase": "starting", "progress": 0.0,
-                      "architecture": header["architecture"], "parameters": header["parameters"],
-                      "started_at": iso_time(), "uploaded": uploaded is not None}
-            status = _record_file(self.data_root, name)
-            status.parent.mkdir(parents=True, exist_ok=True)
-            jobdir.write_json(status, record)
-            with open(status.with_suffix(".log"), "wb") as log:
-                process = subprocess.Popen(
-                    [sys.executable, "-m", "sft_ui.worker.gguf_import", "--gguf", str(path), "--dest",
-                     str(folder(self.data_root) / name), "--status", str(status), "--dtype", dtype,
-                     "--server-pid", str(os.getpid())],
-                    stdout=log, stderr=subprocess.STDOUT, start_new_session=True, env=self._env,
-                    cwd=str(self.data_root))
-            self._running[name] = process
+        name = record["name"]
         reap = (name, process, uploaded[0] if uploaded else None)
         threading.Thread(target=self._reap, args=reap, name=f"sft-ui-import-{name}", daemon=True).start()
         return _public_record(record)
+
+    def _spawn(self, gguf: str, name: str | None, dtype: str,
+               uploaded: tuple[Path, str] | None) -> tuple[subprocess.Popen[bytes], dict[str, Any]]:
+        """Check everything, write the record and start the worker (called with the lock held)."""
+        if dtype not in ("auto", "float32", "bfloat16", "float16"):
+            raise ValueError(f"dtype: must be auto, float32, bfloat16 or float16, got {dtype!r}")
+        path, name, header = self.check(gguf, name or (name_for(uploaded[1]) if uploaded else None))
+        busy = self.running()
+        if busy:
+            raise StateError(f"gguf: model {busy[0]} is being imported; one import runs at a time, try again when "
+                             "it is done")
+        shown = uploaded[1] if uploaded is not None else path.relative_to(self.data_root)
+        record = {"name": name, "gguf": str(shown), "status": "running", "phase": "starting", "progress": 0.0,
+                  "architecture": header["architecture"], "parameters": header["parameters"],
+                  "started_at": iso_time(), "uploaded": uploaded is not None}
+        status = _record_file(self.data_root, name)
+        status.parent.mkdir(parents=True, exist_ok=True)
+        jobdir.write_json(status, record)
+        with open(status.with_suffix(".log"), "wb") as log:
+            process = subprocess.Popen(
+                [sys.executable, "-m", "sft_ui.worker.gguf_import", "--gguf", str(path), "--dest",
+                 str(folder(self.data_root) / name), "--status", str(status), "--dtype", dtype,
+                 "--server-pid", str(os.getpid())],
+                stdout=log, stderr=subprocess.STDOUT, start_new_session=True, env=self._env, cwd=str(self.data_root))
+        self._running[name] = process
+        return process, record
 
     def _reap(self, name: str, process: subprocess.Popen[bytes], uploaded: Path | None) -> None:
         """Wait for the worker; a worker that died without saying why (killed, out of memory) fails its record."""

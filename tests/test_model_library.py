@@ -179,3 +179,16 @@ def test_a_record_left_importing_by_a_stopped_server_is_failed_at_start(tmp_path
     assert entry["status"] == "failed"
     assert entry["error"] == "the server stopped during the import; start it again"
     assert not (tmp_path / "data" / "models" / ".half.importing-123").exists()
+
+
+def test_one_import_at_a_time_and_a_refused_upload_is_not_kept(manager: JobManager, models: Path,
+                                                               monkeypatch: pytest.MonkeyPatch) -> None:
+    write_gguf(models / "sent.gguf", "llama", LLAMA)
+    uploaded = models / ".uploads" / "upload-1.gguf"
+    uploaded.parent.mkdir()
+    uploaded.write_bytes((models / "sent.gguf").read_bytes())
+    monkeypatch.setattr(manager.models, "running", lambda: ["other"])
+    with pytest.raises(ValueError, match="model other is being imported; one import runs at a time"):
+        manager.models.start("models/.uploads/upload-1.gguf", "mine", uploaded=(uploaded, "sent.gguf"))
+    assert not uploaded.exists()
+    assert "mine" not in {entry["name"] for entry in manager.models.list()}

@@ -24,7 +24,7 @@ from sft_ui import jobdir
 from sft_ui.config import check_text
 from sft_ui.errors import NotFoundError, StateError, one_line
 from sft_ui.gguf_file import check_architecture, read_header
-from sft_ui.settings import resolve_inside
+from sft_ui.settings import jobs_naming, resolve_inside
 from sft_ui.status import iso_time
 from sft_ui.uploads import Incoming
 
@@ -86,13 +86,7 @@ def get(data_root: Path, name: str) -> dict[str, Any]:
 
 def users(data_root: Path, name: str, records: Iterable[dict[str, Any]]) -> list[str]:
     """The job ids among `records` whose base_model is this model's folder."""
-    target = (folder(data_root) / check_name(name)).resolve()
-    found = []
-    for record in records:
-        with contextlib.suppress(ValueError, OSError):
-            if resolve_inside(data_root, str(record["config"].get("base_model", "")), "base_model") == target:
-                found.append(record["job_id"])
-    return found
+    return jobs_naming(data_root, (folder(data_root) / check_name(name)).resolve(), "base_model", records)
 
 
 def _folder_entry(path: Path) -> dict[str, Any] | None:

@@ -2,9 +2,12 @@
 
 from __future__ import annotations
 
+import contextlib
 import os
 import socket
+from collections.abc import Iterable
 from pathlib import Path, PurePosixPath
+from typing import Any
 
 
 def port() -> int:
@@ -105,3 +108,13 @@ def resolve_inside(root: Path, relative: str, what: str) -> Path:
 def max_model_upload_bytes() -> int:
     """Largest GGUF file a model upload may bring (`SFT_UI_MAX_MODEL_UPLOAD_MB`, default 100000), in bytes."""
     return int(float(os.environ.get("SFT_UI_MAX_MODEL_UPLOAD_MB", "100000")) * 1024 * 1024)
+
+
+def jobs_naming(root: Path, target: Path, field: str, records: Iterable[dict[str, Any]]) -> list[str]:
+    """The job ids among `records` whose config's `field` (a path under `root`) is `target` (resolved)."""
+    found = []
+    for record in records:
+        with contextlib.suppress(ValueError, OSError):
+            if resolve_inside(root, str(record["config"].get(field, "")), field) == target:
+                found.append(record["job_id"])
+    return found

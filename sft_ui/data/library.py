@@ -19,7 +19,7 @@ from typing import IO, Any
 from sft_ui.config import MAX_NAME_LENGTH
 from sft_ui.data import peek
 from sft_ui.data.sources import DataError
-from sft_ui.settings import resolve_inside
+from sft_ui.settings import jobs_naming
 from sft_ui.status import iso_time
 from sft_ui.uploads import Incoming
 
@@ -162,13 +162,7 @@ def get_entry(data_root: Path, name: str) -> dict[str, Any]:
 
 def users(data_root: Path, name: str, records: Iterable[dict[str, Any]]) -> list[str]:
     """The job ids among `records` whose config's dataset_name is this library file."""
-    target = path_of(data_root, name).resolve()
-    found = []
-    for record in records:
-        with contextlib.suppress(ValueError, OSError):
-            if resolve_inside(data_root, str(record["config"].get("dataset_name", "")), "dataset_name") == target:
-                found.append(record["job_id"])
-    return found
+    return jobs_naming(data_root, path_of(data_root, name).resolve(), "dataset_name", records)
 
 
 def delete(data_root: Path, name: str) -> None:

@@ -18,6 +18,7 @@ from sft_ui.manager import JobManager
 from sft_ui.playground import Playground
 from sft_ui.web import rest, rest_artifacts, rest_datasets, rest_models
 from sft_ui.web.ui import build_ui
+from sft_ui.web.ui.common import CSS
 
 log = logging.getLogger("sft_ui.app")
 
@@ -61,7 +62,7 @@ def build_app(manager: JobManager | None = None) -> FastAPI:
     blocks = build_ui(manager, playground)
     # Gradio's uploads (the Data tab, /upload_dataset) stop at the library's limit before they reach its cache.
     app = gr.mount_gradio_app(app, blocks, path="/", auth=auth, ssr_mode=False,
-                              max_file_size=settings.max_upload_bytes())
+                              max_file_size=settings.max_upload_bytes(), css=CSS)
     _calm_queue(blocks)
     names = {fn.api_name for fn in blocks.fns.values() if fn.api_name and fn.api_visibility != "private"}
     app.add_middleware(UnknownGradioEndpoint, names=frozenset(names))

@@ -10,7 +10,7 @@ import pytest
 from markdown_it import MarkdownIt
 
 from sft_ui.escaping import escape
-from sft_ui.web.ui import views
+from sft_ui.web.ui import job_detail, views
 
 HOSTILE = ["x`<img src=x onerror=alert(1)>`", "**bold**", "[link](javascript:alert(1))", "<b>b</b> $$x$$ ~~s~~"]
 
@@ -63,15 +63,15 @@ def test_a_model_or_data_set_name_with_a_backtick_shows_as_written(field: str) -
 
 
 @pytest.mark.parametrize("text", HOSTILE)
-def test_the_error_box_renders_no_markup_from_the_error(text: str) -> None:
-    own = markup_from(render(views.error_markdown("plain")))  # the box's own bold "Error:"
-    rendered = render(views.error_markdown(f"dataset_name: file not found: {text}\nline two"))
+def test_the_failure_card_renders_no_markup_from_the_error(text: str) -> None:
+    own = markup_from(render(job_detail.error_card("plain")))  # the card's own bold "Failed:", ...
+    rendered = render(job_detail.error_card(f"dataset_name: file not found: {text}\nline two"))
     assert markup_from(rendered) == own
 
 
 @pytest.mark.parametrize("text", HOSTILE)
-def test_the_error_box_shows_the_error_as_written(text: str) -> None:
-    assert f"file not found: {text}" in text_of(render(views.error_markdown(f"file not found: {text}")))
+def test_the_failure_card_shows_the_error_as_written(text: str) -> None:
+    assert f"file not found: {text}" in text_of(render(job_detail.error_card(f"file not found: {text}")))
 
 
 @pytest.mark.parametrize("text", [*HOSTILE, "# heading", "1. item", "> quote", "a | b\n--|--", "&amp; \\*"])

@@ -13,7 +13,7 @@ from sft_ui.manager import JobManager
 from sft_ui.playground import Playground
 from sft_ui.presets import BUILTIN_PRESETS, preset_config
 from sft_ui.web.gradio_api import API_NAMES
-from sft_ui.web.ui import build_ui, form, jobs, views
+from sft_ui.web.ui import build_ui, form, jobs_panel, views
 
 SPECS = [spec for group in form.form_specs().values() for spec in group]
 
@@ -62,19 +62,19 @@ def test_table_rows_and_progress_text() -> None:
     record = {"job_id": "abc", "name": "run", "status": "running", "created_at": "2026-11-27T16:22:01Z",
               "config": {"base_model": "gpt2", "dataset_name": "tatsu-lab/alpaca"},
               "progress": {"step": 12, "total_steps": 200, "eta_seconds": 65}, "metrics": {"loss": 1.234567}}
-    assert views.table_rows([record]) == [["run", "abc", "gpt2", "tatsu-lab/alpaca", "running", "12/200", "1.235",
-                                           "1m 05s", "2026-11-27 16:22:01"]]
+    # Essentials first; the model, data set and times are in the job's detail panel.
+    assert views.table_rows([record]) == [["running", "12/200", "1.235", "1m 05s", "run", "abc"]]
     html = views.progress_html(record)
     assert 'data-status="running"' in html
     assert "Step 12/200 · 6%" in html
     assert "ETA 1m 05s" in html
     queued = {**record, "status": "pending", "queue_position": 2}
     assert "position 2 in the queue" in views.progress_html(queued)
-    assert views.table_rows([queued])[0][4] == "pending (#2 in queue)"
+    assert views.table_rows([queued])[0][0] == "pending (#2 in queue)"
     assert views.fmt_eta(3725) == "1h 02m"
     assert views.fmt_eta(None) == ""
     done = {**record, "status": "completed", "metrics": {"eval_loss": 2.0}, "result": {"final_loss": 0.5}}
-    assert views.table_rows([done])[0][6:8] == ["0.5", ""]  # last loss falls back to the final loss; no ETA
+    assert views.table_rows([done])[0][2:4] == ["0.5", ""]  # last loss falls back to the final loss; no ETA
 
 
 def test_metrics_buffer_reads_incrementally_without_losing_or_repeating_points() -> None:
@@ -89,9 +89,11 @@ def test_metrics_buffer_reads_incrementally_without_losing_or_repeating_points()
     assert [p[0] for p in buf.loss if p[2] == "train"] == [1, 2, 3, 4, 5]
     assert [p[:2] for p in buf.loss if p[2] == "eval"] == [(3, 0.9)]
     frame = buf.loss_frame()
-    assert list(frame.columns) == ["step", "loss", "series"]
+    assert list(frame.columns) == ["step", "elapsed", "loss", "series"]
     assert frame["loss"].notna().sum() == 6
-    assert set(frame["series"]) == {"train", "eval"}  # a NaN row per series keeps the plot's colors stable
+    assert set(frame["series"]) == set(views.LOSS_SERIES)  # a NaN row per series keeps the plot's colors stable
+    assert buf.legend() == ["train", "eval"]  # but only the series with points are in the legend
+    assert views.MetricsBuffer("k").legend() == ["train"]
 
 
 def test_metrics_buffer_after_a_thinned_first_read_misses_no_point_at_the_last_step() -> None:
@@ -110,25 +112,25 @@ def test_jobs_table_shows_the_newest_page_and_reads_nothing_when_nothing_changed
     manager = JobManager(data_dir=tmp_path / "data").start()
     ids = [manager.create_job({"job_name": f"run {i:02d}"}) for i in range(60)]
     manager.stop_job(ids[0])
-    first = jobs.jobs_table(manager, "all", "")
+    first = jobs_panel.jobs_table(manager, "all", "")
     assert first is not None
     assert first.frame is not None
     assert first.choices is not None
     assert list(first.frame["name"]) == [f"run {i:02d}" for i in range(59, 9, -1)]  # the newest 50
     assert "newest 50 of 60" in first.label
     assert len(first.choices) == 60
-    assert jobs.jobs_table(manager, "all", first.sig) is None  # unchanged: no table, no pickers sent
-    stopped = jobs.jobs_table(manager, "stopped", "")
+    assert jobs_panel.jobs_table(manager, "all", first.sig) is None  # unchanged: no table, no pickers sent
+    stopped = jobs_panel.jobs_table(manager, "stopped", "")
     assert stopped is not None
     assert list(stopped.frame["id"]) == [ids[0]]
     assert " of " not in stopped.label
     manager.store.update_job(ids[0], {"name": "oldest"})  # not on the page: only the pickers change
-    after = jobs.jobs_table(manager, "all", first.sig)
+    after = jobs_panel.jobs_table(manager, "all", first.sig)
     assert after is not None
     assert after.frame is None
     assert (after.choices or [])[-1] == ("oldest · " + ids[0], ids[0])
     manager.delete_job(ids[0])
-    deleted = jobs.jobs_table(manager, "all", after.sig)
+    deleted = jobs_panel.jobs_table(manager, "all", after.sig)
     assert deleted is not None
     assert "newest 50 of 59" in deleted.label
     assert len(deleted.choices or []) == 59
@@ -199,8 +201,8 @@ def test_the_restore_banner_counts_unreadable_journal_lines() -> None:
 
 
 def test_the_job_pickers_list_only_the_newest_jobs(quiet: JobManager, monkeypatch: pytest.MonkeyPatch) -> None:
-    monkeypatch.setattr(jobs, "PICKER_JOBS", 3)
+    monkeypatch.setattr(jobs_panel, "PICKER_JOBS", 3)
     ids = [quiet.create_job({"job_name": f"run {i}"}) for i in range(5)]
-    update = jobs.jobs_table(quiet, "all", "")
+    update = jobs_panel.jobs_table(quiet, "all", "")
     assert update is not None
     assert [job_id for _, job_id in update.choices or []] == ids[:1:-1]

@@ -44,32 +44,19 @@ def build_ui(manager: JobManager, playground: Playground) -> gr.Blocks:
 
 def _wire_table(demo: gr.Blocks, manager: JobManager, timer: gr.Timer, tabs: gr.Tabs, train_part: train.TrainTab,
                 jobs_part: jobs.JobsTab, compare_part: compare.CompareTab) -> None:
-    """Start (Train -> Jobs), and the jobs table with both job pickers: at page load, on a filter change, after
-    Start, and on each tick when a job changed."""
-    outputs = [jobs_part.table, jobs_part.job_pick, compare_part.pick, jobs_part.table_sig]
-
-    def table_tick(status: str, sig: str) -> tuple[Any, ...]:
-        """The table for a timer tick: nothing is sent when no job changed since `sig`."""
-        return jobs.refresh_table(manager, status, sig)
-
-    def table_now(status: str) -> tuple[Any, ...]:
-        """The table read anew."""
-        return jobs.refresh_table(manager, status, "", force=True)
+    """Start (Train -> Jobs), and the jobs table with both job pickers and the selected job: at page load (the
+    address's tab and job), on a filter change, on a pick, and on each tick when a job changed."""
 
     def start(*values: Any) -> tuple[Any, ...]:
         """Create and start a job from the form; on success go to it in the Jobs tab."""
         text, job_id = train.start_job(manager, train_part.specs, values)
         if job_id is None:
             return text, gr.skip(), gr.skip()
-        choices = [views.job_choice(r) for r in manager.list_jobs(limit=PICKER_JOBS)]
+        choices = [views.job_pick_choice(r) for r in manager.list_jobs(limit=PICKER_JOBS)]
         return text, gr.Tabs(selected="jobs"), gr.Dropdown(choices=choices, value=job_id)
 
-    started = train_part.start.click(start, train_part.fields, [train_part.message, tabs, jobs_part.job_pick],
-                                     **PRIVATE)
-    started.then(table_now, jobs_part.status_filter, outputs, **QUIET)
-    jobs_part.status_filter.change(table_now, jobs_part.status_filter, outputs, **PRIVATE)
-    timer.tick(table_tick, [jobs_part.status_filter, jobs_part.table_sig], outputs, **QUIET)
-    demo.load(table_now, jobs_part.status_filter, outputs, **QUIET)
+    train_part.start.click(start, train_part.fields, [train_part.message, tabs, jobs_part.job_pick], **PRIVATE)
+    jobs.wire_refresh(demo, manager, timer, jobs_part, compare_part.pick, tabs)
 
 
 def _wire_across(manager: JobManager, tabs: gr.Tabs, train_part: train.TrainTab, jobs_part: jobs.JobsTab,

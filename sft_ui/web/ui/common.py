@@ -23,4 +23,28 @@ CSS = """
                max-height: 40vh; overflow-y: auto; gap: 6px; }
   #train-layout { padding-bottom: 88px; }
 }
+/* Jobs: the table fits its width, the name column taking what is left and cutting long text with an ellipsis
+   (its cell's title holds all of it); at phone width one card per job replaces the table (jobs.py). */
+#jobs-table .header-table, #jobs-table .virtual-body { width: 100% !important; table-layout: fixed; }
+#jobs-table th[data-heading="4"], #jobs-table .sizing-body td:nth-child(5) {
+  width: auto !important; min-width: 0 !important; max-width: none !important; }
+#jobs-table [role="gridcell"][data-col="4"] {
+  flex: 1 1 0 !important; width: auto !important; min-width: 0 !important; }
+#jobs-table [role="gridcell"] .cell-wrap, #jobs-table [role="gridcell"] .text {
+  overflow: hidden; text-overflow: ellipsis; white-space: nowrap; min-width: 0; }
+#jobs-table [role="gridcell"] .text { display: block; }
+#jobs-cards { display: none; }
+#jobs-cards .sft-card { border: 1px solid var(--border-color-primary); border-radius: 8px; padding: 8px 10px;
+  margin: 6px 0; cursor: pointer; min-width: 0; }
+#jobs-cards .sft-card-selected { border-color: var(--color-accent); box-shadow: 0 0 0 1px var(--color-accent); }
+#jobs-cards .sft-card-name { font-weight: 600; overflow: hidden; text-overflow: ellipsis; white-space: nowrap; }
+#jobs-cards .sft-card-facts { font-size: 0.9em; overflow-wrap: anywhere; }
+#job-pick input { text-overflow: ellipsis; padding-right: 28px !important; }  /* the arrow never covers text */
+#metrics-table { width: 100%; font-size: 0.85em; border-collapse: collapse; }
+#metrics-table th, #metrics-table td { text-align: right; padding: 2px 6px; white-space: nowrap; }
+#job-summary code, #job-summary h3 { overflow-wrap: anywhere; }
+@media (max-width: 640px) {
+  #jobs-table { display: none !important; }
+  #jobs-cards { display: block; }
+}
 """

@@ -1,272 +1,191 @@
-"""The Jobs tab: the jobs table, the selected job's live panel (progress, plots, log), stop and the job actions."""
+"""The Jobs tab: the jobs table (cards on a phone), the selected job's panel (link, progress, actions, failure,
+plots, metrics, log), and the wiring that keeps them current."""
 
 from dataclasses import dataclass
-from pathlib import Path
 from typing import Any
 
 import gradio as gr
-import pandas as pd
 
-from sft_ui import artifacts
-from sft_ui.escaping import escape
-from sft_ui.manager import JobManager, NotFoundError, StateError
-from sft_ui.status import ACTIVE, JobStatus
-from sft_ui.web.ui import views
-from sft_ui.web.ui.common import PICKER_JOBS, PRIVATE, QUIET
+from sft_ui.manager import JobManager
+from sft_ui.status import JobStatus
+from sft_ui.web.ui import job_detail, jobs_actions, jobs_panel, links, views
+from sft_ui.web.ui.common import PRIVATE, QUIET
 
-EMPTY_PANEL = "Select a job to see its progress."
-TABLE_PAGE = 50  # rows of the jobs table: the newest jobs (older ones are in the job picker)
+# The table's column widths (TABLE_HEADERS); the name column takes what is left and cuts a long name with an
+# ellipsis (common.CSS, "Jobs"), its full text in the cell's title.
+COLUMN_WIDTHS = ["150px", "110px", "80px", "80px", "200px", "130px"]
+# A tap on a card selects its job (the select event carries the job id).
+CARDS_JS = """
+const pick = (event) => {
+  const card = event.target.closest('[data-job]');
+  if (card) trigger('select', {value: card.dataset.job, index: 0, selected: true});
+};
+element.addEventListener('click', pick);
+element.addEventListener('keydown', (event) => { if (event.key === 'Enter') pick(event); });
+// The table's cells cut long text with an ellipsis: each gets its full text as a title (shown on hover).
+const titled = () => {
+  const table = document.getElementById('jobs-table');
+  if (!table) { setTimeout(titled, 500); return; }
+  const mark = () => table.querySelectorAll('[role="gridcell"]').forEach((cell) => {
+    const text = cell.innerText.trim();
+    if (cell.title !== text) cell.title = text;
+  });
+  mark();
+  new MutationObserver(mark).observe(table, {childList: true, subtree: true, characterData: true});
+};
+titled();
+"""
 
 
 @dataclass
 class JobsTab:
-    """What build_ui wires across tabs: the filter, table and picker, the message box, reuse and try buttons."""
+    """What build_ui wires: the filter, table, cards, picker, link, message, the panel and its inputs."""
 
     status_filter: gr.Dropdown
     table: gr.Dataframe
-    table_sig: gr.State  # the last table update's signature (jobs_table)
+    table_sig: gr.State  # the last table update's signature (jobs_panel.jobs_table)
+    cards: gr.HTML
     job_pick: gr.Dropdown
+    link: gr.Textbox
     message: gr.HTML
-    reuse: gr.Button
-    try_it: gr.Button
+    actions: jobs_actions.Actions
+    panel: list[Any]  # the panel's outputs in jobs_panel.PANEL order, then the metrics buffer
+    plot_inputs: list[Any]  # the metrics buffer, the smoothing slider and the x axis choice
 
+    @property
+    def reuse(self) -> gr.Button:
+        """Use as new config."""
+        return self.actions.reuse
 
-@dataclass
-class _Panel:
-    """The selected job's panel: the outputs of show_job, in its order, and their metrics buffer."""
-
-    components: list[gr.components.Component]
-    metrics_buf: gr.State
+    @property
+    def try_it(self) -> gr.Button:
+        """Try in Playground."""
+        return self.actions.try_it
 
 
 def build(manager: JobManager, timer: gr.Timer) -> JobsTab:
     """The Jobs tab (call inside gr.Tabs) with its own events; the table's refresh is wired by build_ui."""
     with gr.Tab("Jobs", id="jobs"):
         metrics_buf = gr.State(views.MetricsBuffer())
-        table_sig = gr.State("")  # the last table update's signature (jobs_table)
+        table_sig = gr.State("")
         with gr.Row():
             status_filter = gr.Dropdown(["all", *(s.value for s in JobStatus)], value="all", label="Show", scale=1,
-                                        elem_id="status-filter")
-            job_pick = gr.Dropdown([], value=None, label="Selected job", scale=3, elem_id="job-pick",
+                                        min_width=120, elem_id="status-filter")
+            job_pick = gr.Dropdown([], value=None, label="Selected job", scale=3, min_width=200, elem_id="job-pick",
                                    info="Click a row of the table or pick a job here.")
-        table = gr.Dataframe(headers=views.TABLE_HEADERS, value=[], interactive=False, max_height=360,
-                             label="Jobs (newest first; click a row)", elem_id="jobs-table")
+        table = gr.Dataframe(headers=views.TABLE_HEADERS, value=[], interactive=False, max_height=360, wrap=False,
+                             column_widths=COLUMN_WIDTHS, label="Jobs (newest first; click a row)",
+                             elem_id="jobs-table")
+        cards = gr.HTML(job_detail.job_cards_html([]), js_on_load=CARDS_JS, elem_id="jobs-cards")
         with gr.Row(equal_height=False):
-            with gr.Column(scale=3):
+            with gr.Column(scale=3, min_width=320):
                 # No LaTeX: a "$$" in a job's name or error is text, not a formula.
-                summary = gr.Markdown(EMPTY_PANEL, latex_delimiters=[], elem_id="job-summary")
+                summary = gr.Markdown(jobs_panel.EMPTY_PANEL, latex_delimiters=[], elem_id="job-summary")
+                link = gr.Textbox(label="Link to this job", interactive=False, max_lines=1, buttons=["copy"],
+                                  elem_id="job-link")
                 progress = gr.HTML(elem_id="job-progress-box")
-                with gr.Row():
-                    stop_btn = gr.Button("Stop", variant="stop", interactive=False, elem_id="stop-btn")
-                    reuse_btn = gr.Button("Use as new config", interactive=False, elem_id="reuse-btn")
+                next_step = gr.HTML(elem_id="job-next-box")
+                error_box = gr.HTML(visible=False, elem_id="job-error")
                 message = gr.HTML(elem_id="job-msg")
-                try_btn = _job_actions(manager, job_pick, message, metrics_buf)
-                error_box = gr.Markdown(visible=False, latex_delimiters=[], elem_id="job-error")
+                actions = jobs_actions.build(manager, job_pick, message, metrics_buf)
                 loss_plot = gr.LinePlot(views.MetricsBuffer().loss_frame(), x="step", y="loss", color="series",
-                                        title="Loss", height=280, elem_id="loss-plot")
+                                        color_map=views.LOSS_COLORS, colors_in_legend=["train"], title="Loss",
+                                        height=280, elem_id="loss-plot")
+                with gr.Row():
+                    smoothing = gr.Slider(0, 0.99, value=0, step=0.01, label="Smoothing (EMA of the train loss)",
+                                          elem_id="loss-smoothing")
+                    x_axis = gr.Radio(["step", "elapsed"], value="step", label="x axis", elem_id="loss-x")
                 lr_plot = gr.LinePlot(views.plot_frame([], "learning_rate"), x="step", y="learning_rate",
                                       title="Learning rate", height=200, elem_id="lr-plot")
-            with gr.Column(scale=2):
+            with gr.Column(scale=2, min_width=300):
+                gr.Markdown("**Training steps** (the newest logged)")
+                metrics = gr.HTML(job_detail.metrics_table_html([]), elem_id="job-metrics")
+                log_box = gr.Textbox(label="Log (tail; progress bars and raw metric lines left out)", lines=14,
+                                     max_lines=14, autoscroll=True, interactive=False, elem_id="job-log")
+                log_download = gr.DownloadButton("Download the full log", size="sm", visible=False,
+                                                 elem_id="log-download")
                 result_box = gr.JSON(label="Result", visible=False, elem_id="job-result")
-                log_box = gr.Textbox(label="Log (tail)", lines=14, max_lines=14, autoscroll=True, interactive=False,
-                                     elem_id="job-log")
                 with gr.Accordion("Config", open=False):
                     config_box = gr.JSON(label="Config", elem_id="job-config")
-    panel = _Panel([summary, progress, stop_btn, reuse_btn, error_box, result_box, log_box, loss_plot, lr_plot,
-                    config_box], metrics_buf)
-    _wire_panel(manager, panel, job_pick, timer)
-    stop_btn.click(lambda job_id: stop(manager, job_id), job_pick, message, **PRIVATE).then(
-        lambda job_id, buf: show_job(manager, job_id, buf), [job_pick, panel.metrics_buf],
-        [*panel.components, panel.metrics_buf], **QUIET)
+    named = {"summary": summary, "progress": progress, "next_step": next_step, "error_box": error_box,
+             "loss_plot": loss_plot, "lr_plot": lr_plot, "metrics": metrics, "log_box": log_box,
+             "log_download": log_download, "result_box": result_box, "config_box": config_box,
+             **{name: getattr(actions, name) for name in jobs_actions.Actions.__dataclass_fields__}}
+    panel = [named[name] for name in jobs_panel.PANEL] + [metrics_buf]
+    part = JobsTab(status_filter, table, table_sig, cards, job_pick, link, message, actions, panel,
+                   [metrics_buf, smoothing, x_axis])
+    _wire_plot(part, smoothing, x_axis, loss_plot)
     table.select(pick_row, None, job_pick, **PRIVATE)
-    return JobsTab(status_filter, table, table_sig, job_pick, message, reuse_btn, try_btn)
+    cards.select(pick_card, None, job_pick, **PRIVATE)
+    return part
 
 
-def _wire_panel(manager: JobManager, panel: _Panel, job_pick: gr.Dropdown, timer: gr.Timer) -> None:
-    """Show the picked job, then follow it on every tick of `timer` (only what changed)."""
-    outputs = [*panel.components, panel.metrics_buf]
+def _wire_plot(part: JobsTab, smoothing: gr.Slider, x_axis: gr.Radio, loss_plot: gr.LinePlot) -> None:
+    """Smoothing and the x axis redraw the loss plot from the metrics already read."""
 
-    def show_job_tick(job_id: str | None, buf: views.MetricsBuffer) -> list[Any]:
-        """show_job for a timer tick."""
-        return show_job(manager, job_id, buf, tick=True)
+    def redraw(buf: views.MetricsBuffer, weight: float, x: str) -> tuple[Any, Any]:
+        """The loss plot as the slider and the axis choice now say."""
+        return jobs_panel.plot_update(buf, weight, x, new_points=True), buf
 
-    job_pick.change(lambda job_id, buf: show_job(manager, job_id, buf), [job_pick, panel.metrics_buf], outputs,
-                    **PRIVATE)
-    timer.tick(show_job_tick, [job_pick, panel.metrics_buf], outputs, **QUIET)
-
-
-def show_job(manager: JobManager, job_id: str | None, buf: views.MetricsBuffer, tick: bool = False) -> list[Any]:
-    """The selected job's panel and metrics buffer; on a tick only what changed, reading new metric points only."""
-    count = 10  # the panel's components (_Panel.components)
-    if not job_id:
-        if tick:
-            return [gr.skip()] * (count + 1)
-        return [EMPTY_PANEL, "", gr.Button(interactive=False), gr.Button(interactive=False),
-                gr.Markdown(visible=False), gr.JSON(visible=False), "", views.MetricsBuffer().loss_frame(),
-                views.plot_frame([], "learning_rate"), None, views.MetricsBuffer()]
-    try:
-        record = manager.get_job_status(job_id)
-    except NotFoundError:
-        return [f"Job {escape(job_id)} no longer exists.", *([gr.skip()] * (count - 1)), views.MetricsBuffer()]
-    fresh = buf.job_id != job_id or not tick
-    if fresh:
-        buf = views.MetricsBuffer(job_id)
-    active = record["status"] in ACTIVE
-    if tick and not fresh and not active and buf.final_status == record["status"]:
-        return [gr.skip()] * (count + 1)
-    new_points = buf.add(manager.get_metrics(job_id, since=buf.since(), max_points=views.MAX_PLOT_POINTS))
-    buf.final_status = None if active else record["status"]
-    error, result = record.get("error"), record.get("result")
-    return [
-        views.summary_markdown(record),
-        views.progress_html(record),
-        gr.Button(interactive=active and not record.get("stop_requested")),
-        gr.Button(interactive=True),
-        gr.Markdown(views.error_markdown(error), visible=bool(error)),
-        gr.JSON(result, visible=bool(result)),
-        manager.get_log(job_id, max_bytes=6000),
-        buf.loss_frame() if new_points or fresh else gr.skip(),
-        buf.lr_frame() if new_points or fresh else gr.skip(),
-        record.get("config") if fresh else gr.skip(),
-        buf,
-    ]
+    for control in (smoothing, x_axis):
+        control.change(redraw, part.plot_inputs, [loss_plot, part.panel[-1]], **QUIET).then(
+            jobs_panel.plot_again, part.plot_inputs[:2], [loss_plot, part.panel[-1]], **QUIET)
 
 
-def refresh_table(manager: JobManager, status: str, sig: str, force: bool = False) -> tuple[Any, ...]:
-    """The jobs table (the newest page), two job pickers and the new signature; skipped when nothing changed."""
-    new = jobs_table(manager, status, "" if force else sig)
-    if new is None:
-        return gr.skip(), gr.skip(), gr.skip(), sig
-    frame = gr.skip() if new.frame is None else gr.Dataframe(new.frame, label=new.label)
-    picks = [gr.skip() if new.choices is None else gr.Dropdown(choices=new.choices) for _ in range(2)]
-    return frame, *picks, new.sig
+def wire_refresh(demo: gr.Blocks, manager: JobManager, timer: gr.Timer, part: JobsTab, compare_pick: gr.Dropdown,
+                 tabs: gr.Tabs) -> None:
+    """The table and the panel: at page load (opening the address's tab and job), when a job is picked or the
+    filter changes, and on each tick (only what changed); Stop, then the panel at once."""
+    with_pickers = [part.table, part.job_pick, compare_pick, part.table_sig, part.cards, *part.panel]
+    without = [part.table, part.table_sig, part.cards, *part.panel]
+    inputs = [part.status_filter, part.table_sig, part.job_pick, *part.plot_inputs]
 
+    def tick(status: str, sig: str, job_id: str | None, buf: views.MetricsBuffer, weight: float,
+             x: str) -> list[Any]:
+        """A timer tick: nothing is sent for what did not change."""
+        return jobs_panel.refresh(manager, status, sig, job_id, buf, weight, x, tick=True, pickers=True)
 
-@dataclass
-class TableUpdate:
-    """One refresh of the Jobs tab: the table (None: unchanged), its label, the pickers' choices (None: unchanged)."""
+    def picked(status: str, sig: str, job_id: str | None, buf: views.MetricsBuffer, weight: float,
+               x: str) -> list[Any]:
+        """The picked job's panel, with the table when a record changed."""
+        return jobs_panel.refresh(manager, status, sig, job_id, buf, weight, x, tick=False, pickers=False)
 
-    frame: pd.DataFrame | None
-    label: str
-    choices: list[tuple[str, str]] | None
-    sig: str
+    def filtered(status: str, _sig: str, job_id: str | None, buf: views.MetricsBuffer, weight: float,
+                 x: str) -> list[Any]:
+        """The table read anew for the filter."""
+        return jobs_panel.refresh(manager, status, "", job_id, buf, weight, x, tick=True, pickers=True)
 
+    def load(status: str, request: gr.Request) -> list[Any]:
+        """The table and pickers, and the tab and job the page's address names."""
+        tab, job_id, text = links.opened(manager, links.query_of(request), links.tab_ids(tabs))
+        update = jobs_panel.jobs_table(manager, status, "")
+        outputs = jobs_panel.table_outputs(update, job_id, pickers=True)
+        if job_id is not None and update is not None:
+            choices = update.pick_choices or []
+            if job_id not in {value for _, value in choices}:  # older than the picker's newest jobs
+                choices = [*choices, views.job_pick_choice(manager.get_job_status(job_id))]
+            outputs[1] = gr.Dropdown(choices=choices, value=job_id)
+        return [*outputs, gr.Tabs(selected=tab) if tab else gr.skip(),
+                views.message_html(text, "error") if text else gr.skip()]
 
-def jobs_table(manager: JobManager, status: str | None, sig: str, page: int = TABLE_PAGE) -> TableUpdate | None:
-    """The newest `page` jobs (only `status` unless 'all'), the newest PICKER_JOBS as picker choices; None when
-    unchanged.
-
-    `sig` is the last update's: when no job record changed since, this reads nothing but manager.changes(); the
-    pickers are rebuilt only after a write to the job records (not while a job merely makes progress).
-    """
-    wanted = None if status in (None, "", "all") else status
-    revision, live = manager.changes()
-    head = [str(wanted), str(revision), live]
-    old = sig.split("\x1f")
-    if old[:3] == head:
-        return None
-    records = manager.list_jobs(status=wanted, limit=page)
-    total = manager.count_jobs(wanted)
-    label = "Jobs (newest first; click a row)"
-    if total > len(records):
-        label = f"Jobs: the newest {len(records)} of {total} (pick older ones in Selected job); click a row"
-    rows = views.table_rows(records)
-    rows_sig = str(hash(repr((rows, label))))
-    choices, choices_sig = None, old[4] if len(old) > 4 else ""
-    if old[1:2] != [str(revision)]:
-        choices = [views.job_choice(r) for r in manager.list_jobs(limit=PICKER_JOBS)]
-        fresh_sig = str(hash(repr(choices)))
-        choices, choices_sig = (choices if fresh_sig != choices_sig else None), fresh_sig
-    frame = pd.DataFrame(rows, columns=views.TABLE_HEADERS) if old[3:4] != [rows_sig] else None
-    return TableUpdate(frame, label, choices, "\x1f".join([*head, rows_sig, choices_sig]))
+    timer.tick(tick, inputs, with_pickers, **QUIET)
+    loss_plot = part.panel[jobs_panel.PANEL.index("loss_plot")]
+    part.job_pick.change(picked, inputs, without, **PRIVATE).then(
+        jobs_panel.plot_again, part.plot_inputs[:2], [loss_plot, part.panel[-1]], **QUIET)
+    part.status_filter.change(filtered, inputs, with_pickers, **PRIVATE)
+    demo.load(load, part.status_filter, [*with_pickers[:5], tabs, part.message], **QUIET)
+    part.actions.stop.click(lambda job_id: jobs_actions.stop(manager, job_id), part.job_pick, part.message,
+                            **PRIVATE).then(picked, inputs, without, **QUIET)
+    links.wire(tabs, part.job_pick, part.link)
 
 
 def pick_row(evt: gr.SelectData) -> Any:
     """The job id of the clicked table row."""
     row = evt.row_value or []
-    return row[1] if len(row) > 1 and row[1] else gr.skip()
+    index = views.TABLE_HEADERS.index("id")
+    return row[index] if len(row) > index and row[index] else gr.skip()
 
 
-def stop(manager: JobManager, job_id: str | None) -> str:
-    """Stop the selected job."""
-    if not job_id:
-        return views.message_html("Select a job first.", "error")
-    try:
-        record = manager.stop_job(job_id, wait=3.0)
-    except (NotFoundError, StateError) as exc:
-        return views.message_html(str(exc), "error")
-    state = "stopped" if record["status"] == JobStatus.STOPPED else "stopping (it saves what it has first)"
-    return views.message_html(f"Job {job_id} {state}.", "ok")
-
-
-def _job_actions(manager: JobManager, job_pick: gr.Dropdown, message: gr.HTML, metrics_buf: gr.State) -> gr.Button:
-    """Resume, download, merge and push the selected job (answering in `message`); the Try button, for build_ui."""
-    with gr.Row():
-        resume_btn = gr.Button("Resume from checkpoint", size="sm", elem_id="resume-btn")
-        try_btn = gr.Button("Try in Playground", size="sm", elem_id="try-btn")
-        prepare_btn = gr.Button("Prepare zip", size="sm", elem_id="zip-btn")
-        download = gr.DownloadButton("Download zip", size="sm", visible=False, elem_id="download-btn")
-        merge_btn = gr.Button("Merge LoRA", size="sm", elem_id="merge-btn")
-    with gr.Accordion("Push to the Hugging Face Hub", open=False):
-        with gr.Row():
-            repo = gr.Textbox(label="Repo id", placeholder="you/my-model", max_lines=1, scale=3, elem_id="push-repo")
-            private = gr.Checkbox(True, label="Private", scale=1, elem_id="push-private")
-            merged = gr.Checkbox(False, label="The merged model", scale=1, elem_id="push-merged")
-        push_btn = gr.Button("Push", size="sm", elem_id="push-btn")
-        gr.Markdown("Needs `HF_TOKEN` (write access) in the server's environment, e.g. a Space secret. "
-                    "The token is read for each push and never stored.")
-    served: set[Path] = set()  # export folders handed to Gradio as static paths
-    resume_btn.click(lambda job_id: resume(manager, job_id), job_pick, [message, metrics_buf], **PRIVATE)
-    prepare_btn.click(lambda job_id: prepare(manager, job_id, served), job_pick, [message, download], **PRIVATE)
-    merge_btn.click(lambda job_id: merge(manager, job_id), job_pick, message, **PRIVATE)
-    push_btn.click(lambda job_id, *args: push(manager, job_id, *args), [job_pick, repo, private, merged], message,
-                   **PRIVATE)
-    job_pick.change(lambda _: ("", gr.DownloadButton(visible=False)), job_pick, [message, download], **PRIVATE)
-    return try_btn
-
-
-def _failed(exc: Exception) -> str:
-    """An error notice."""
-    return views.message_html(str(exc), "error")
-
-
-def resume(manager: JobManager, job_id: str | None) -> tuple[Any, Any]:
-    """Resume the selected job; a fresh metrics buffer makes the panel re-read the trimmed curve."""
-    try:
-        record = manager.resume_job(job_id or "")
-    except (LookupError, ValueError) as exc:
-        return _failed(exc), gr.skip()
-    text = f"Job {job_id} resumed from step {record['resumed']['from_step']} ({record['status']})."
-    return views.message_html(text, "ok"), views.MetricsBuffer()
-
-
-def prepare(manager: JobManager, job_id: str | None, served: set[Path]) -> tuple[Any, Any]:
-    """Build the zip and show the button that downloads it."""
-    try:
-        path = artifacts.zip_job(manager, job_id or "")
-    except (LookupError, ValueError) as exc:
-        return _failed(exc), gr.DownloadButton(visible=False)
-    if path.parent not in served:
-        # Served where it lies: Gradio would otherwise copy it into its cache in the shared temp dir, and
-        # refuse a data dir outside the working and temp dirs (a Space's /data).
-        gr.set_static_paths([path.parent])
-        served.add(path.parent)
-    size = path.stat().st_size / 1e6
-    return (views.message_html(f"{path.name} is ready ({size:.1f} MB).", "ok"),
-            gr.DownloadButton(f"Download {path.name}", value=str(path), visible=True))
-
-
-def merge(manager: JobManager, job_id: str | None) -> str:
-    """Merge the selected job's adapter into its base model."""
-    try:
-        return views.message_html(artifacts.merge(manager, job_id or "")["message"], "ok")
-    except (LookupError, ValueError, OSError) as exc:
-        return _failed(exc)
-
-
-def push(manager: JobManager, job_id: str | None, repo: str, private: bool, merged: bool) -> str:
-    """Push the selected job's model to the Hub."""
-    try:
-        return views.message_html(artifacts.push(manager, job_id or "", repo, private, merged)["message"], "ok")
-    except (LookupError, ValueError) as exc:
-        return _failed(exc)
+def pick_card(evt: gr.SelectData) -> Any:
+    """The job id of the tapped card."""
+    return evt.value if isinstance(evt.value, str) and evt.value else gr.skip()

@@ -8,10 +8,13 @@ import pandas as pd
 from sft_ui import jobdir
 from sft_ui.escaping import escape
 from sft_ui.status import JobStatus
+from sft_ui.web.ui.job_detail import ema
 
 MAX_PLOT_POINTS = 1000
-TABLE_HEADERS = ["name", "id", "model", "data set", "status", "step/total", "last loss", "ETA", "created"]
-LOSS_SERIES = ("train", "eval")
+# Essentials first: what a person scans for; the model, data set and times are in the job's detail panel.
+TABLE_HEADERS = ["status", "step", "loss", "ETA", "name", "id"]
+LOSS_SERIES = ("train", "smoothed train", "eval")
+LOSS_COLORS = {"train": "#f97316", "smoothed train": "#9a3412", "eval": "#2563eb"}
 
 
 # --- jobs table ---
@@ -54,18 +57,20 @@ def table_rows(records: list[dict[str, Any]]) -> list[list[str]]:
     """One row per job (records come newest first), in TABLE_HEADERS order."""
     rows = []
     for r in records:
-        config = r.get("config") or {}
         eta = (r.get("progress") or {}).get("eta_seconds") if r["status"] == JobStatus.RUNNING else None
         status = r["status"] + (f" (#{r['queue_position']} in queue)" if r.get("queue_position") else "")
-        rows.append([r.get("name") or "", r["job_id"], config.get("base_model", ""), config.get("dataset_name", ""),
-                     status, step_text(r), fmt_loss(last_loss(r)), fmt_eta(eta),
-                     fmt_time(r.get("created_at"))])
+        rows.append([status, step_text(r), fmt_loss(last_loss(r)), fmt_eta(eta), r.get("name") or "", r["job_id"]])
     return rows
 
 
 def job_choice(record: dict[str, Any]) -> tuple[str, str]:
     """(label, value) of a job in the job pickers."""
     return f"{record.get('name') or '(unnamed)'} · {record['job_id']}", record["job_id"]
+
+
+def job_pick_choice(record: dict[str, Any]) -> tuple[str, str]:
+    """(label, value) of a job in the Jobs tab's picker: the id first, so a long name never hides it."""
+    return f"{record['job_id']} · {record.get('name') or '(unnamed)'}", record["job_id"]
 
 
 # --- the selected job ---
@@ -88,11 +93,6 @@ def summary_markdown(r: dict[str, Any]) -> str:
 def _code(text: Any) -> str:
     """Inline code in Markdown for any text: a `<code>` element, since a code span shows references as written."""
     return f"<code>{escape(text)}</code>"
-
-
-def error_markdown(error: str | None) -> str:
-    """The failed job's error for the error box (Markdown)."""
-    return f"**Error:** {escape(error)}" if error else ""
 
 
 def progress_html(r: dict[str, Any]) -> str:
@@ -134,9 +134,21 @@ class MetricsBuffer:
         self.job_id = job_id
         self.loss: list[tuple[int, float, str]] = []  # (step, value, "train" | "eval")
         self.lr: list[tuple[int, float]] = []
+        self.elapsed: dict[int, float] = {}  # step -> seconds of training, summed over resumed runs
+        self.recent: list[dict[str, Any]] = []  # the newest points as logged, for the metrics table
         self.last_step = -1
         self.at_last: list[dict[str, Any]] = []  # the points already read whose step == last_step
         self.final_status: str | None = None  # set once the finished job's last state was shown
+        self.log_sig = ""  # what the log box shows (so an unchanged log is not sent again)
+        self.plot_props: tuple[str, tuple[str, ...]] = ("step", ("train",))  # the loss plot's x and legend now
+        self.resend_plot = False  # the loss plot's settings changed: send its data again
+        self._run_time = (0.0, 0.0)  # (seconds of the runs before this one, the last time this run logged)
+
+    def renew(self, job_id: str | None) -> "MetricsBuffer":
+        """An empty buffer for `job_id` that knows how the loss plot is drawn now."""
+        fresh = MetricsBuffer(job_id)
+        fresh.plot_props, fresh.resend_plot = self.plot_props, self.resend_plot
+        return fresh
 
     def since(self) -> int | None:
         """The `since` to ask for: one step back, so a point logged late at the last step is not missed."""
@@ -157,14 +169,37 @@ class MetricsBuffer:
                 self.loss.append((step, float(p["eval_loss"]), "eval"))
             if isinstance(p.get("learning_rate"), int | float):
                 self.lr.append((step, float(p["learning_rate"])))
+            if isinstance(p.get("time"), int | float):
+                before, last = self._run_time
+                if p["time"] < last:  # a resumed run counts its time from 0 again
+                    before += last
+                self._run_time = (before, float(p["time"]))
+                self.elapsed[step] = round(before + p["time"], 3)
             self.at_last = [*self.at_last, p] if step == self.last_step else [p]
             self.last_step = step
+        self.recent = (self.recent + fresh)[-50:]
         return bool(fresh)
 
-    def loss_frame(self) -> pd.DataFrame:
-        """Loss against step (train and eval series), at most MAX_PLOT_POINTS per series."""
-        rows = [p for series in LOSS_SERIES for p in decimate([q for q in self.loss if q[2] == series])]
-        return plot_frame(rows, "loss", "series", LOSS_SERIES)
+    def legend(self, smoothing: float = 0.0) -> list[str]:
+        """The loss series that have points (an empty series gets no legend entry)."""
+        kinds = {q[2] for q in self.loss}
+        shown = ["train", "smoothed train"] if smoothing > 0 and "train" in kinds else ["train"]
+        return shown + (["eval"] if "eval" in kinds else [])
+
+    def loss_frame(self, smoothing: float = 0.0) -> pd.DataFrame:
+        """Loss against step and elapsed seconds (train, its EMA when `smoothing` > 0, eval), at most
+        MAX_PLOT_POINTS per series."""
+        train = [q for q in self.loss if q[2] == "train"]
+        series = {"train": train, "eval": [q for q in self.loss if q[2] == "eval"]}
+        if smoothing > 0:
+            smooth = ema([q[1] for q in train], smoothing)
+            series["smoothed train"] = [(q[0], v, "smoothed train") for q, v in zip(train, smooth, strict=True)]
+        rows = [(math.nan, math.nan, name) for name in LOSS_SERIES]  # each series in the color domain
+        rows += [q for name in LOSS_SERIES for q in decimate(series.get(name, []))]
+        return pd.DataFrame({"step": pd.Series([r[0] for r in rows], dtype="float64"),
+                             "elapsed": pd.Series([self.elapsed.get(r[0], math.nan) for r in rows], dtype="float64"),
+                             "loss": pd.Series([r[1] for r in rows], dtype="float64"),
+                             "series": pd.Series([r[2] for r in rows], dtype="str")})
 
     def lr_frame(self) -> pd.DataFrame:
         """Learning rate against step, at most MAX_PLOT_POINTS."""

@@ -29,6 +29,9 @@ MAX_NEW_TOKENS = 1024
 MAX_PROMPT_CHARS = 20_000
 STYLES = ("alpaca", "chat", "plain")
 _FORMAT_STYLES = {"alpaca": "alpaca", "messages": "chat", "sharegpt": "chat"}
+EXAMPLES = 5  # example prompts offered per job
+_EXAMPLE_ROWS = 50  # rows of a data file read to find them
+_TEXT_HEAD = 200  # characters of a text row's opening offered as a prompt
 
 
 def idle_seconds() -> float:
@@ -69,6 +72,75 @@ def example(record: dict[str, Any]) -> tuple[str, str]:
         return "", ""
     row = builtin_rows("test")[0]
     return row["instruction"], row["input"]
+
+
+def examples(record: dict[str, Any], data_root: Path, n: int = EXAMPLES) -> list[tuple[str, str]]:
+    """(prompt, input) of up to `n` tasks to try: the built-in data set's held-out rows, else the first rows of the
+    job's local data file (its column_map applied); [] for a hub data set or a file that cannot be read."""
+    config = record.get("config") or {}
+    name = str(config.get("dataset_name") or "").strip()
+    rows = builtin_rows("test") if name == BUILTIN_DATASET else _first_rows(name, data_root)
+    column_map = config.get("column_map") or {}
+    found: list[tuple[str, str]] = []
+    for row in rows:
+        task = row_task({column_map.get(key, key): value for key, value in row.items()})
+        if task is not None and task not in found:
+            found.append(task)
+        if len(found) >= n:
+            break
+    return found
+
+
+def _first_rows(name: str, data_root: Path) -> list[dict[str, Any]]:
+    """The first rows of a local data file under `data_root` as written; [] for anything else."""
+    from sft_ui.data import peek
+
+    if not name.lower().endswith(peek.SUFFIXES):
+        return []
+    try:
+        return peek.first_rows(settings.resolve_inside(data_root, name, "dataset_name"), _EXAMPLE_ROWS)
+    except (ValueError, OSError):  # outside the data root, missing, or unreadable (peek.Unreadable)
+        return []
+
+
+def row_task(row: dict[str, Any]) -> tuple[str, str] | None:
+    """(prompt, input) that a data row asks (alpaca, prompt/completion, messages, ShareGPT or text); None if none."""
+    if isinstance(row.get("instruction"), str) and row["instruction"].strip():
+        extra = row.get("input")
+        return _cut(row["instruction"]), _cut(extra) if isinstance(extra, str) else ""
+    for key in ("prompt", "messages", "conversations"):
+        value = row.get(key)
+        text = value if key == "prompt" and isinstance(value, str) else _first_user_turn(value)
+        if text and text.strip():
+            return _cut(text), ""
+    text = row.get("text")
+    if not isinstance(text, str) or not text.strip():
+        return None
+    body = text.strip()  # a plain text row: its opening words, for the model to continue
+    head = body[:_TEXT_HEAD]
+    if len(body) > _TEXT_HEAD and " " in head:
+        head = head.rsplit(None, 1)[0]  # not a word cut in half
+    return head, ""
+
+
+def _first_user_turn(turns: Any) -> str | None:
+    """The content of the first user turn of a conversation (OpenAI/HF messages or ShareGPT), as text."""
+    if not isinstance(turns, list):
+        return None
+    for turn in turns:
+        if not isinstance(turn, dict) or str(turn.get("role", turn.get("from", ""))).lower() not in ("user", "human"):
+            continue
+        content = turn.get("content", turn.get("value"))
+        if isinstance(content, list):  # content parts: their text
+            content = "\n".join(part["text"] for part in content
+                                if isinstance(part, dict) and isinstance(part.get("text"), str))
+        return content if isinstance(content, str) else None
+    return None
+
+
+def _cut(text: str) -> str:
+    """At most MAX_PROMPT_CHARS characters."""
+    return text[:MAX_PROMPT_CHARS]
 
 
 def check_settings(prompt: Any, max_new_tokens: Any, temperature: Any, top_p: Any, input: Any) -> None:  # noqa: A002
@@ -231,6 +303,13 @@ class Playground:
         with torch.inference_mode(), adapter_off:
             out = runner.generate(input_ids=input_ids, attention_mask=torch.ones_like(input_ids), **kwargs)
         return loaded.tokenizer.decode(out[0, len(ids):], skip_special_tokens=True)
+
+
+def free_models(playground: Playground) -> str:
+    """Release the playground's models; says whose were released (REST's /playground/release and the UI)."""
+    loaded = playground.loaded_job()
+    playground.release()
+    return f"Released the models of job {loaded}" if loaded else "No models were loaded"
 
 
 def _mtime(folder: Path) -> float:

@@ -12,7 +12,11 @@ import threading
 import time
 from collections.abc import Iterable
 from pathlib import Path
-from typing import Any
+from typing import TYPE_CHECKING, Any
+
+if TYPE_CHECKING:
+    from sft_ui.manager import JobManager
+    from sft_ui.playground import Playground
 
 _GPU_QUERY = "index,name,memory.used,memory.total,utilization.gpu"
 _cpu_lock = threading.Lock()
@@ -103,3 +107,11 @@ def snapshot(holders: Iterable[tuple[str, int | None]]) -> dict[str, Any]:
             if pid and (rss := rss_bytes(pid)) is not None]
     return {"cpu_percent": cpu_percent(), "cpu_count": os.cpu_count(), "memory": memory(), "gpus": gpus(),
             "processes": held}
+
+
+def report(manager: JobManager, playground: Playground) -> dict[str, Any]:
+    """snapshot() of sft-ui's processes: the server (naming the job whose models the playground holds), then the
+    workers `manager` started. What GET /resources and the UI's Resources tab show."""
+    loaded = playground.loaded_job()
+    server = "server" + (f" (the playground holds job {loaded}'s models)" if loaded else "")
+    return snapshot([(server, os.getpid()), *manager.memory_holders()])

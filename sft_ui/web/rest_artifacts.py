@@ -4,7 +4,6 @@ from __future__ import annotations
 
 import contextlib
 import logging
-import os
 from collections.abc import AsyncIterator
 from typing import Annotated, Any
 
@@ -14,7 +13,7 @@ from pydantic import BaseModel, ConfigDict, Field
 
 from sft_ui import artifacts
 from sft_ui.config import MultilineText, Text
-from sft_ui.playground import MAX_NEW_TOKENS, MAX_PROMPT_CHARS, Playground
+from sft_ui.playground import MAX_NEW_TOKENS, MAX_PROMPT_CHARS, Playground, free_models
 from sft_ui.web.rest import ERRORS, PREFIX, Manager, MessageResponse, require_api_key
 
 log = logging.getLogger(__name__)
@@ -101,17 +100,13 @@ def resources(request: Request, manager: Manager) -> dict[str, Any]:
     processes [{holder, pid, rss_bytes}]: the server (with the playground's loaded models) and its workers."""
     from sft_ui import resources as machine
 
-    loaded = get_playground(request).loaded_job()
-    server = "server" + (f" (the playground holds job {loaded}'s models)" if loaded else "")
-    return machine.snapshot([(server, os.getpid()), *manager.memory_holders()])
+    return machine.report(manager, get_playground(request))
 
 
 @router.post("/playground/release", response_model=MessageResponse, summary="Free the playground's models")
 def release(playground: Annotated[Playground, Depends(get_playground)]) -> dict[str, str]:
     """Drop the base and tuned models the playground keeps loaded, giving their memory back."""
-    loaded = playground.loaded_job()
-    playground.release()
-    return {"message": f"Released the models of job {loaded}" if loaded else "No models were loaded"}
+    return {"message": free_models(playground)}
 
 
 @router.get("/jobs/{job_id}/download", response_class=FileResponse, summary="Download the model",

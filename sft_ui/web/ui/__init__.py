@@ -11,14 +11,15 @@ from sft_ui.web.ui import compare, form, jobs, train, views
 from sft_ui.web.ui import data as data_tab
 from sft_ui.web.ui import models as models_tab
 from sft_ui.web.ui import playground as playground_tab
+from sft_ui.web.ui import resources as resources_tab
 from sft_ui.web.ui.common import PICKER_JOBS, PRIVATE, QUIET, REFRESH_SECONDS
 
 __all__ = ["build_ui"]
 
 
 def build_ui(manager: JobManager, playground: Playground) -> gr.Blocks:
-    """The whole page over `manager` and its `playground`: Train, Data, Models, Jobs, Playground, Compare, and the
-    named API."""
+    """The whole page over `manager` and its `playground`: Train, Data, Models, Jobs, Playground, Compare,
+    Resources, and the named API."""
     # Gradio keeps a copy of every upload in its cache; the library holds its own, so drop Gradio's after an hour.
     with gr.Blocks(title="SFT UI", delete_cache=(3600, 3600)) as demo:
         gr.Markdown("# SFT UI\nFine-tune a causal language model with TRL. Pick a preset or fill the form, "
@@ -30,8 +31,9 @@ def build_ui(manager: JobManager, playground: Playground) -> gr.Blocks:
             data_part = data_tab.build(demo, manager)
             models_part = models_tab.build(demo, manager, timer)
             jobs_part = jobs.build(manager, timer)
-            playground_part = playground_tab.build(manager, playground)
+            playground_part = playground_tab.build(demo, manager, playground)
             compare_part = compare.build(manager, timer)
+            resources_tab.build(manager, playground, timer)
         add_api(manager, playground)
         _wire_table(demo, manager, timer, tabs, train_part, jobs_part, compare_part)
         _wire_across(manager, tabs, train_part, jobs_part, playground_part)

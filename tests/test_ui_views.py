@@ -19,14 +19,18 @@ SPECS = [spec for group in form.form_specs().values() for spec in group]
 
 
 def test_the_form_has_every_field_with_its_default_bounds_and_help() -> None:
-    assert [s.name for s in SPECS] == list(SFTConfig.model_fields)
-    assert list(form.form_specs()) == list(field_groups())
+    assert sorted(s.name for s in SPECS) == sorted([*SFTConfig.model_fields, form.TRAIN_FOR])
+    # The essentials first, then the other fields in their groups (the Job group's one field is an essential).
+    groups = form.form_specs()
+    assert [s.name for s in groups[form.ESSENTIALS_GROUP]] == list(form.ESSENTIALS)
+    assert list(groups) == [form.ESSENTIALS_GROUP, *[g for g, names in field_groups().items()
+                                                     if set(names) - set(form.ESSENTIALS)]]
     by_name = {s.name: s for s in SPECS}
     assert by_name["max_steps"].info.endswith("[1 ≤ x ≤ 100,000]")
-    assert by_name["max_steps"].optional
+    assert (by_name["max_steps"].kind, by_name["max_steps"].optional) == ("int", False)  # None: Train for epochs
     assert by_name["learning_rate"].info == "Peak learning rate. [0 < x ≤ 1]"
     assert by_name["dataset_format"].choices == ("auto", "alpaca", "sharegpt", "messages", "prompt_completion", "text")
-    assert by_name["lora_r"].label == "LoRA r"
+    assert by_name["lora_r"].label == "LoRA rank"
     assert by_name["use_lora"].kind == "bool"
 
 
@@ -38,8 +42,8 @@ def test_the_default_form_is_the_default_config() -> None:
 
 def test_form_values_convert_to_config_values() -> None:
     values = dict(zip([s.name for s in SPECS], [s.default for s in SPECS], strict=True))
-    values.update(max_steps="", max_samples=" 50 ", batch_size=4.0, lora_target_modules="c_attn, c_proj\nc_fc,",
-                  job_name="  run 1 ")
+    values.update(train_for=form.EPOCHS, max_samples=" 50 ", batch_size=4.0,
+                  lora_target_modules="c_attn, c_proj\nc_fc,", job_name="  run 1 ")
     config = SFTConfig(**form.form_to_config(SPECS, list(values.values())))
     assert config.max_steps is None
     assert config.max_samples == 50
@@ -47,7 +51,7 @@ def test_form_values_convert_to_config_values() -> None:
     assert config.lora_target_modules == ["c_attn", "c_proj", "c_fc"]
     assert config.job_name == "run 1"
     back = dict(zip([s.name for s in SPECS], form.config_to_form(SPECS, config.model_dump()), strict=True))
-    assert back["max_steps"] == ""
+    assert (back["train_for"], back["max_steps"]) == (form.EPOCHS, 200)  # shown at its default when epochs count
     assert back["max_samples"] == "50"
     assert back["lora_target_modules"] == "c_attn, c_proj, c_fc"
 

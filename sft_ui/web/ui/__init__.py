@@ -27,7 +27,7 @@ def build_ui(manager: JobManager, playground: Playground) -> gr.Blocks:
         restore_banner = gr.HTML(elem_id="restore-banner")
         timer = gr.Timer(REFRESH_SECONDS)
         with gr.Tabs(selected="train") as tabs:
-            train_part = train.build(demo, manager)
+            train_part = train.build(demo, manager, timer)
             data_part = data_tab.build(demo, manager)
             models_part = models_tab.build(demo, manager, timer)
             jobs_part = jobs.build(manager, timer)
@@ -49,15 +49,14 @@ def _wire_table(demo: gr.Blocks, manager: JobManager, timer: gr.Timer, tabs: gr.
     """Start (Train -> Jobs), and the jobs table with both job pickers and the selected job: at page load (the
     address's tab and job), on a filter change, on a pick, and on each tick when a job changed."""
 
-    def start(*values: Any) -> tuple[Any, ...]:
-        """Create and start a job from the form; on success go to it in the Jobs tab."""
-        text, job_id = train.start_job(manager, train_part.specs, values)
-        if job_id is None:
-            return text, gr.skip(), gr.skip()
+    def open_job(job: dict[str, Any] | None) -> tuple[Any, ...]:
+        """After Start (train.py runs it): the Jobs tab with the new job selected; nothing when Start was refused."""
+        if not job:
+            return gr.skip(), gr.skip()
         choices = [views.job_pick_choice(r) for r in manager.list_jobs(limit=PICKER_JOBS)]
-        return text, gr.Tabs(selected="jobs"), gr.Dropdown(choices=choices, value=job_id)
+        return gr.Tabs(selected="jobs"), gr.Dropdown(choices=choices, value=job["job_id"])
 
-    train_part.start.click(start, train_part.fields, [train_part.message, tabs, jobs_part.job_pick], **PRIVATE)
+    train_part.started.then(open_job, train_part.job, [tabs, jobs_part.job_pick], **QUIET)
     jobs.wire_refresh(demo, manager, timer, jobs_part, compare_part.pick, tabs)
 
 

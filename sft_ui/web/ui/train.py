@@ -1,37 +1,39 @@
-"""The Train tab: the form generated from SFTConfig, its pickers, presets and saved configs, the data preview,
-Start."""
+"""The Train tab: presets at the top, the essential fields, the other fields folded by group, the data preview and
+Start. The form's values live on in the browser across reloads; a refused Start or Save marks the fields at fault."""
 
+import dataclasses
 import logging
-from dataclasses import dataclass
 from typing import Any
 
 import gradio as gr
 from pydantic import ValidationError
 
+from sft_ui.config import SFTConfig
 from sft_ui.data import describe
+from sft_ui.data.sources import LOCAL_SUFFIXES
+from sft_ui.errors import one_line
 from sft_ui.manager import JobManager, NotFoundError
-from sft_ui.presets import BUILTIN_PRESETS, local_presets, preset_config
+from sft_ui.settings import resolve_inside
+from sft_ui.status import JobStatus
 from sft_ui.store import StoreWriteError
-from sft_ui.web.gradio_api import explain
-from sft_ui.web.ui import form, views
+from sft_ui.web.ui import form, form_memory, marks, train_presets, views
 from sft_ui.web.ui.common import PRIVATE, QUIET
+from sft_ui.web.ui.machine import detect
 from sft_ui.web.ui.models import model_choices
+from sft_ui.web.ui.plain_errors import field_errors
+from sft_ui.web.ui.train_fields import build_fields
 
 log = logging.getLogger(__name__)
 
-DEFAULT_PRESET = "builtin:" + next(iter(BUILTIN_PRESETS))
-# Fields with a picker below them: field -> (TrainTab attribute, label, elem_id, help).
-PICKERS = {
-    "base_model": ("model_pick", "Local models", "model-pick",
-                   "Pick one to put it in base_model, or type a Hub id above; import models in the Models tab."),
-    "dataset_name": ("dataset_pick", "Uploaded files", "dataset-pick",
-                     "Pick one to put its path in dataset_name; upload files in the Data tab."),
-}
+DEFAULT_PRESET = train_presets.DEFAULT_PRESET
+# After a refused Start or Save: bring the first marked field into view (on a phone it may be far up the page).
+SHOW_FIRST_MARK = ("() => { setTimeout(() => document.querySelector('#train-form .field-error')"
+                   "?.scrollIntoView({block: 'center', behavior: 'smooth'}), 150); }")
 
 
-@dataclass
+@dataclasses.dataclass
 class TrainTab:
-    """What other tabs use of the Train tab: the form, its message box, the Start button, the pickers and presets."""
+    """What other tabs use of the Train tab: the form, its message box, Start, the pickers and presets."""
 
     specs: list[form.FieldSpec]
     fields: list[gr.components.Component]
@@ -41,56 +43,137 @@ class TrainTab:
     dataset_pick: gr.Dropdown  # the upload library's files, beside dataset_name
     model_pick: gr.Dropdown  # the built-in and the local models, beside base_model
     preset: gr.Dropdown
+    started: Any = None  # the Start click (build_ui chains the Jobs tab on it)
+    job: gr.State | None = None  # the job the message under Start is about: {"job_id", "status"}, or None
+    folds: list[gr.Accordion] = dataclasses.field(default_factory=list)  # the folded groups of fields
+    fold_fields: list[set[str]] = dataclasses.field(default_factory=list)  # the field names of each
 
     def field(self, name: str) -> gr.components.Component:
         """The form component of one SFTConfig field."""
         return self.fields[[spec.name for spec in self.specs].index(name)]
 
+    def unfolding(self, answer: list[Any], first: int) -> list[Any]:
+        """A handler's `answer` whose field updates start at `first`, plus one update per folded group: those
+        holding a marked field open."""
+        updates = answer[first:first + len(self.specs)]
+        return [*answer, *marks.unfold(self.specs, updates, self.fold_fields)]
 
-def build(demo: gr.Blocks, manager: JobManager) -> TrainTab:
-    """The Train tab (call inside gr.Tabs) with its own events; Start is wired by build_ui (it opens Jobs)."""
-    groups = form.form_specs()
+
+def build(demo: gr.Blocks, manager: JobManager, timer: gr.Timer) -> TrainTab:
+    """The Train tab (call inside gr.Tabs) with its own events; build_ui chains the Jobs tab on `started`."""
+    groups = form.form_specs(detect())
     specs = [spec for group in groups.values() for spec in group]
-    fields: list[gr.components.Component] = []
-    extras: dict[str, Any] = {}
-    with gr.Tab("Train", id="train"), gr.Row(equal_height=False):
-        with gr.Column(scale=3):
-            for group, group_specs in groups.items():
-                if group in form.COLLAPSED:
-                    with gr.Accordion(group, open=False):
-                        fields.extend(_field_rows(group_specs, extras))
-                else:
-                    gr.Markdown(f"### {group}")
-                    fields.extend(_field_rows(group_specs, extras))
-        with gr.Column(scale=2):
-            start = gr.Button("Start training", variant="primary", size="lg", elem_id="start-btn")
-            message = gr.HTML(elem_id="form-msg")
-            with gr.Group():
-                preset = gr.Dropdown(_preset_choices(None), value=DEFAULT_PRESET, label="Presets",
-                                     info="Built-in presets, one per local model, and your saved configs.",
-                                     elem_id="preset")
-                with gr.Row():
-                    load_btn = gr.Button("Load", size="sm", elem_id="load-btn")
-                    delete_btn = gr.Button("Delete", size="sm", variant="stop", elem_id="delete-btn")
-                save_name = gr.Textbox(label="Save the form as", placeholder="a name", max_lines=1, elem_id="save-name")
-                save_btn = gr.Button("Save as", size="sm", elem_id="save-btn")
-            preset_msg = gr.HTML(elem_id="preset-msg")
+    with gr.Tab("Train", id="train"), gr.Row(equal_height=False, elem_id="train-layout"):
+        with gr.Column(scale=3, min_width=280, elem_id="train-form"):
+            picker = train_presets.build_picker()
+            made, extras, folds = build_fields(groups)
+        with gr.Column(scale=2, min_width=280, elem_id="train-side"):
+            with gr.Column(elem_id="start-bar"):
+                start = gr.Button("Start training", variant="primary", size="lg", elem_id="start-btn")
+                message = gr.HTML(elem_id="form-msg")
             preview_btn = gr.Button("Preview data", elem_id="preview-btn")
             preview_out = gr.HTML(elem_id="preview-out")
-            replace_name = gr.State("")  # the name that a second click of Save as replaces
-    load_btn.click(lambda value: load_preset(manager, specs, value), preset, [*fields, preset_msg, save_name],
-                   **PRIVATE)
-    save_btn.click(lambda name, pending, *values: save_preset(manager, specs, name, pending, values),
-                   [save_name, replace_name, *fields], [preset_msg, preset, replace_name], **PRIVATE)
-    delete_btn.click(lambda value: delete_preset(manager, value), preset, [preset_msg, preset], **PRIVATE)
+        # Inside the tab: a component made between gr.Tabs and its gr.Tab children would count as a tab.
+        job, field_marks = gr.State(None), gr.State({})  # field_marks: marks.py, of the last refused Start or Save
+        memory, replace_name = form_memory.browser_state(), gr.State("")  # replace_name: see save_preset
+    fields = [made[spec.name] for spec in specs]
+    part = TrainTab(specs, fields, message, start, preview_out, extras["dataset_pick"], extras["model_pick"],
+                    picker.preset, job=job, folds=list(folds.values()),
+                    fold_fields=[{spec.name for spec in groups[group]} for group in folds])
+    _wire_presets(manager, part, picker, field_marks, replace_name)
+    _wire_memory(demo, manager, part, picker, field_marks, memory)
+    def begin(old: dict[str, Any], *values: Any) -> list[Any]:
+        """Start: [message, job, marks, *field updates, *folded groups]."""
+        return part.unfolding(start_job(manager, specs, values, old), 3)
+
+    part.started = start.click(begin, [field_marks, *fields], [message, job, field_marks, *fields, *part.folds],
+                               **PRIVATE)
+    part.started.then(None, js=SHOW_FIRST_MARK, **QUIET)
+    timer.tick(lambda job: follow_job(manager, job), part.job, [message, part.job], **QUIET)
     preview_btn.click(lambda *values: preview(manager, specs, values), fields, preview_out, **PRIVATE)
-    demo.load(lambda value: refresh_presets(manager, value), preset, preset, **QUIET)
-    part = TrainTab(specs, fields, message, start, preview_out, extras["dataset_pick"], extras["model_pick"], preset)
     part.dataset_pick.input(lambda path: path or gr.skip(), part.dataset_pick, part.field("dataset_name"), **PRIVATE)
     part.model_pick.input(lambda path: path or gr.skip(), part.model_pick, part.field("base_model"), **PRIVATE)
-    demo.load(lambda: library_choices(manager), None, part.dataset_pick, **QUIET)
-    demo.load(lambda value: model_choices(manager, value), part.field("base_model"), part.model_pick, **QUIET)
+    mode = part.field(form.TRAIN_FOR)
+    mode.change(lambda value: (gr.update(visible=value != form.EPOCHS), gr.update(visible=value == form.EPOCHS)),
+                mode, [part.field("max_steps"), part.field("num_train_epochs")], **QUIET)
     return part
+
+
+def _wire_presets(manager: JobManager, part: TrainTab, picker: train_presets.PresetPicker, field_marks: gr.State,
+                  replace_name: gr.State) -> None:
+    """Picking a preset (or Reset) fills the form; Save as keeps it, Delete removes a saved one."""
+    specs, fields = part.specs, part.fields
+    fill = [*fields, picker.message, picker.save_name]
+    picker.preset.input(lambda value: train_presets.load(manager, specs, value), picker.preset, fill, **PRIVATE)
+    picker.reset.click(lambda value: train_presets.load(manager, specs, value), picker.preset, fill, **PRIVATE)
+    picker.preset.change(train_presets.deletable, picker.preset, picker.delete, **QUIET)
+
+    def save(name: str, pending: str, old: dict[str, Any], *values: Any) -> list[Any]:
+        """Save as: [message, presets dropdown, name to replace, marks, *field updates, *folded groups]."""
+        return part.unfolding(save_preset(manager, specs, name, pending, old, values), 4)
+
+    saved = picker.save.click(save, [picker.save_name, replace_name, field_marks, *fields],
+                              [picker.message, picker.preset, replace_name, field_marks, *fields, *part.folds],
+                              **PRIVATE)
+    saved.then(None, js=SHOW_FIRST_MARK, **QUIET)
+    picker.delete.click(lambda value: train_presets.delete(manager, value), picker.preset,
+                        [picker.message, picker.preset], **PRIVATE)
+
+
+def _wire_memory(demo: gr.Blocks, manager: JobManager, part: TrainTab, picker: train_presets.PresetPicker,
+                 field_marks: gr.State, memory: gr.BrowserState) -> None:
+    """The form in the browser (`memory`): restored at page load (then the pickers follow it), kept on every
+    change; a change also clears the mark of the field that changed."""
+    specs, fields = part.specs, part.fields
+
+    def restore(saved: Any) -> list[Any]:
+        """[*field updates, marks, presets dropdown, preset message, *folded groups] from what the browser kept."""
+        return part.unfolding(restore_form(manager, specs, saved), 0)
+
+    def keep(old: dict[str, Any], preset: str | None, *values: Any) -> list[Any]:
+        """[what the browser keeps, the marks left, *field updates]."""
+        updates, left = marks.clear_changed(specs, values, old)
+        return [form_memory.stored(specs, values, preset), left, *updates]
+
+    loaded = demo.load(restore, memory, [*fields, field_marks, picker.preset, picker.message, *part.folds], **QUIET)
+    loaded.then(lambda model, data: (model_choices(manager, model), library_choices(manager, data)),
+                [part.field("base_model"), part.field("dataset_name")], [part.model_pick, part.dataset_pick], **QUIET)
+    gr.on([f.change for f in fields] + [picker.preset.change], keep, [field_marks, picker.preset, *fields],
+          [memory, field_marks, *fields], trigger_mode="always_last", **QUIET)
+
+
+def restore_form(manager: JobManager, specs: list[form.FieldSpec], saved: Any) -> list[Any]:
+    """The form as the browser kept it: [*field updates, marks, presets dropdown, preset message]. Values the form
+    cannot show are left at their defaults; restored values SFTConfig refuses are marked."""
+    values, preset = form_memory.restored(specs, saved)
+    defaults = form.config_to_form(specs, {})
+    merged = [default if value is None else value for value, default in zip(values, defaults, strict=True)]
+    errors = []
+    try:
+        SFTConfig(**form.form_to_config(specs, merged))
+    except (ValidationError, ValueError, TypeError) as exc:
+        errors = field_errors(exc, form.labels(specs))
+    updates, field_marks = marks.marked(specs, errors, merged, None)
+    updates = [_with_value(update, value) for update, value in zip(updates, values, strict=True)]
+    text = ""
+    if any(value is not None and value != default for value, default in zip(values, defaults, strict=True)):
+        text = "Your unsaved form was restored as you left it; pick a preset to start afresh."
+        text += " The marked fields need fixing." if field_marks else ""
+    return [*updates, field_marks, train_presets.refresh(manager, preset), views.message_html(text, "info")]
+
+
+def _with_value(update: Any, value: Any) -> Any:
+    """A field's update that also sets `value` (None: the value stays as it is)."""
+    if value is None:
+        return update
+    if isinstance(update, dict) and update.get("__type__") == "update":
+        return {**update, "value": value}
+    return gr.update(value=value)
+
+
+def refresh_presets(manager: JobManager, value: str | None) -> gr.Dropdown:
+    """The presets dropdown as the model library and the saved configs are now."""
+    return train_presets.refresh(manager, value)
 
 
 def library_choices(manager: JobManager, value: str | None = None) -> gr.Dropdown:
@@ -99,150 +182,133 @@ def library_choices(manager: JobManager, value: str | None = None) -> gr.Dropdow
     return gr.Dropdown(choices=choices, value=value if value in {path for _, path in choices} else None)
 
 
-def start_job(manager: JobManager, specs: list[form.FieldSpec], values: tuple[Any, ...]) -> tuple[str, str | None]:
-    """Create and start a job from the form: (the message, the job id or None when it did not start)."""
+def refused(manager: JobManager, specs: list[form.FieldSpec], exc: Exception, values: tuple[Any, ...],
+            old: dict[str, Any], verb: str) -> tuple[str, dict[str, Any], list[Any]]:
+    """A config refused by validation: (the message, the new marks, the field updates)."""
+    errors = field_errors(exc, form.labels(specs))
+    lines = [error.line(form.labels(specs)) for error in errors]
+    hint = "Fix the marked fields:" if any(e.field for e in errors) else "Fix this:"
+    text = f"{verb}. {hint}\n" + "\n".join(f"• {line}" for line in lines) + where(manager, str(exc))
+    updates, new = marks.marked(specs, errors, values, old)
+    return views.message_html(text, "error"), new, updates
+
+
+def start_job(manager: JobManager, specs: list[form.FieldSpec], values: tuple[Any, ...],
+              old: dict[str, Any]) -> list[Any]:
+    """Create and start a job from the form: [message, the job it is about, marks, *field updates]."""
     try:
-        job_id = manager.create_job(form.form_to_config(specs, list(values)))
+        config = form.form_to_config(specs, list(values))
+        missing_file(manager, config)
+        job_id = manager.create_job(config)
         record = manager.start_job(job_id)
     except StoreWriteError as exc:
-        return views.message_html(f"Not started: {exc.explain()}", "error"), None
+        return [views.message_html(f"Not started: {exc.explain()}", "error"), None, old] + [gr.skip()] * len(specs)
     except (ValidationError, ValueError, TypeError) as exc:
-        text = views.error_lines(explain(exc))
-        return views.message_html(f"Not started. Fix these fields:\n{text}", "error"), None
-    if record.get("queue_position"):
-        text = f"Job {job_id} is queued (position {record['queue_position']}); it starts when a slot frees."
-    else:
-        text = f"Job {job_id} is {record['status']}."
-    return views.message_html(text, "ok"), job_id
+        text, new, updates = refused(manager, specs, exc, values, old, "Not started")
+        return [text, None, new, *updates]
+    updates, new = marks.marked(specs, [], values, old)
+    job = {"job_id": job_id, "status": record["status"], "queue_position": record.get("queue_position")}
+    return [job_message(record), job, new, *updates]
 
 
-def load_preset(manager: JobManager, specs: list[form.FieldSpec], value: str | None) -> list[Any]:
-    """Fill the form from a built-in preset or a saved config."""
+def missing_file(manager: JobManager, config: dict[str, Any]) -> None:
+    """ValueError naming dataset_name when it is a data file that is not under the data root (yet).
+
+    The manager takes such a job (the file may come later) and it fails when it starts; the form says so at once.
+    """
+    name = str(config.get("dataset_name") or "").strip()
+    if not name.lower().endswith(LOCAL_SUFFIXES):
+        return
     try:
-        name, config = _preset(manager, value)
-    except (NotFoundError, KeyError, ValueError) as exc:
-        return [gr.skip()] * len(specs) + [views.message_html(f"Cannot load: {exc}", "error"), gr.skip()]
-    saved_name = name if (value or "").startswith("saved:") else ""
-    return [*form.config_to_form(specs, config), views.message_html(f"Loaded “{name}”.", "ok"), saved_name]
+        found = resolve_inside(manager.store_root(), name, "dataset_name").is_file()
+    except (ValueError, OSError):
+        return  # create_job names what is wrong with the path itself
+    if not found:
+        raise ValueError(f"dataset_name: file not found under the data root: {name}")
 
 
-def save_preset(manager: JobManager, specs: list[form.FieldSpec], name: str, pending: str,
-                values: tuple[Any, ...]) -> tuple[Any, ...]:
-    """Save the form under a name; an existing name is replaced on the second click."""
-    name = (name or "").strip()
+def job_message(record: dict[str, Any], data_root: str = "") -> str:
+    """The message under Start about one job, as it is now."""
+    job, status = f"Job {record['job_id']}", record["status"]
+    if status == JobStatus.PENDING and record.get("queue_position"):
+        return views.message_html(f"{job} is queued (position {record['queue_position']}); it starts when a slot "
+                                  "frees.", "info")
+    if status == JobStatus.FAILED:
+        cause = one_line(Exception(record.get("error") or "no reason recorded"))
+        return views.message_html(f"{job} failed: {cause}{data_root_hint(data_root, cause)}\nIts log is in the Jobs "
+                                  "tab.", "error")
+    if status == JobStatus.COMPLETED:
+        return views.message_html(f"{job} completed: try it in the Playground, or download it from the Jobs tab.",
+                                  "ok")
+    if status == JobStatus.STOPPED:
+        return views.message_html(f"{job} was stopped.", "info")
+    return views.message_html(f"{job} is {status}.", "ok")
+
+
+def follow_job(manager: JobManager, job: dict[str, Any] | None) -> tuple[Any, Any]:
+    """On the timer: the message under Start follows its job's status (nothing is sent while it stays)."""
+    if not job:
+        return gr.skip(), gr.skip()
+    try:
+        record = manager.get_job_status(job["job_id"])
+    except NotFoundError:
+        return "", None  # the job was deleted: the message about it goes too
+    if record["status"] == job["status"] and record.get("queue_position") == job.get("queue_position"):
+        return gr.skip(), gr.skip()
+    ended = record["status"] in (JobStatus.COMPLETED, JobStatus.FAILED, JobStatus.STOPPED)
+    now = None if ended else {"job_id": job["job_id"], "status": record["status"],
+                              "queue_position": record.get("queue_position")}
+    return job_message(record, str(manager.store_root())), now
+
+
+def save_preset(manager: JobManager, specs: list[form.FieldSpec], name: str, pending: str, old: dict[str, Any],
+                values: tuple[Any, ...]) -> list[Any]:
+    """Save the form under a name; an existing name is replaced on the second click.
+    [message, presets dropdown, name to replace, marks, *field updates]."""
+    name, skips = (name or "").strip(), [gr.skip()] * len(specs)
     if not name:
-        return views.message_html("Type a name to save the form under.", "error"), gr.skip(), ""
+        return [views.message_html("Type a name to save the form under.", "error"), gr.skip(), "", old, *skips]
     exists = any(c["name"] == name for c in manager.list_configs())
     if exists and pending != name:
         text = f"A saved config named “{name}” exists. Click Save as again to replace it."
-        return views.message_html(text, "info"), gr.skip(), name
+        return [views.message_html(text, "info"), gr.skip(), name, old, *skips]
     try:
         config_id = manager.save_config(name, form.form_to_config(specs, list(values)))
     except StoreWriteError as exc:
-        return views.message_html(exc.explain().capitalize(), "error"), gr.skip(), ""
+        return [views.message_html(exc.explain().capitalize(), "error"), gr.skip(), "", old, *skips]
     except (ValidationError, ValueError, TypeError) as exc:
-        text = views.error_lines(explain(exc))
-        return views.message_html(f"Not saved. Fix these fields:\n{text}", "error"), gr.skip(), ""
+        text, new, updates = refused(manager, specs, exc, values, old, "Not saved")
+        return [text, gr.skip(), "", new, *updates]
     verb = "Replaced" if exists else "Saved"
-    choices = _preset_choices(manager)
-    return views.message_html(f"{verb} “{name}”.", "ok"), gr.Dropdown(choices=choices, value=f"saved:{config_id}"), ""
-
-
-def delete_preset(manager: JobManager, value: str | None) -> tuple[Any, ...]:
-    """Delete the selected saved config."""
-    if not value or not value.startswith("saved:"):
-        return views.message_html("Only saved configs can be deleted; pick one first.", "error"), gr.skip()
-    try:
-        name = manager.get_config(value.removeprefix("saved:"))["name"]
-        manager.delete_config(value.removeprefix("saved:"))
-    except NotFoundError as exc:
-        name, text = "", str(exc)
-    else:
-        text = f"Deleted “{name}”."
-    choices = _preset_choices(manager)
-    return views.message_html(text, "ok" if name else "error"), gr.Dropdown(choices=choices, value=DEFAULT_PRESET)
-
-
-def refresh_presets(manager: JobManager, value: str | None) -> gr.Dropdown:
-    """The presets dropdown with the local models and the saved configs as they are now."""
-    choices = _preset_choices(manager)
-    keep = value if value in {v for _, v in choices} else DEFAULT_PRESET
-    return gr.Dropdown(choices=choices, value=keep)
+    updates, new = marks.marked(specs, [], values, old)
+    return [views.message_html(f"{verb} “{name}”.", "ok"), refresh_presets(manager, f"saved:{config_id}"), "", new,
+            *updates]
 
 
 def preview(manager: JobManager, specs: list[form.FieldSpec], values: tuple[Any, ...]) -> str:
     """The first rows of the data set as the model will see them, or why they cannot be read."""
     info: dict[str, Any] = {}
+    labels = form.labels(specs)
     try:
         rows = manager.preview(form.form_to_config(specs, list(values)), n=3, info=info)
     except ValidationError as exc:
-        text = views.error_lines(explain(exc))
-        return views.message_html(f"Fix these fields first:\n{text}", "error")
+        lines = "\n".join(f"• {error.line(labels)}" for error in field_errors(exc, labels))
+        return views.message_html(f"Fix these fields first:\n{lines}", "error")
     except Exception as exc:  # any data-set problem is shown to the person, not raised
         log.info("preview failed: %s", exc)
-        return views.message_html(f"Cannot read the data set: {exc}{where(manager, str(exc))}", "error")
+        lines = "\n".join(error.line(labels) for error in field_errors(exc, labels))
+        return views.message_html(f"Cannot read the data set. {lines}{where(manager, str(exc))}", "error")
     return views.message_html("\n".join(describe(info)), "info") + views.preview_html(rows)
 
 
 def where(manager: JobManager, error: str) -> str:
     """For a file that was not found: where the data root is and how to get a file there ('' otherwise)."""
-    if "not found" not in error:
+    return data_root_hint(str(manager.store_root()), error)
+
+
+def data_root_hint(data_root: str, error: str) -> str:
+    """For an error about a file not found: where the data root is and how to get a file there ('' otherwise)."""
+    if "not found" not in error or not data_root:
         return ""
-    return (f"\nThe data root is {manager.store_root()}: upload the file in the Data tab (it goes to datasets/), "
+    return (f"\nThe data root is {data_root}: upload the file in the Data tab (it goes to datasets/), "
             "or copy it under the data root and give its path relative to it.")
-
-
-def _field_rows(specs: list[form.FieldSpec], extras: dict[str, Any], per_row: int = 2) -> list[gr.components.Component]:
-    """The form components of one group, `per_row` to a row; the fields in PICKERS get their picker below them."""
-    made = []
-    for start in range(0, len(specs), per_row):
-        with gr.Row():
-            for spec in specs[start:start + per_row]:
-                if spec.name not in PICKERS:
-                    made.append(_field(spec))
-                    continue
-                key, label, elem_id, info = PICKERS[spec.name]
-                with gr.Column(min_width=160):
-                    made.append(_field(spec))
-                    extras[key] = gr.Dropdown([], value=None, label=label, elem_id=elem_id, info=info)
-    return made
-
-
-def _field(spec: form.FieldSpec) -> gr.components.Component:
-    """One form component, its default, label and help text taken from SFTConfig."""
-    common: dict[str, Any] = {"label": spec.label, "info": spec.info, "elem_id": f"cfg-{spec.name}"}
-    if spec.kind == "bool":
-        return gr.Checkbox(value=spec.default, **common)
-    if spec.kind == "choice":
-        return gr.Dropdown(list(spec.choices), value=spec.default, **common)
-    if spec.kind in ("int", "float") and not spec.optional:
-        return gr.Number(value=spec.default, step=form.number_step(spec), **common)
-    # Text for optional numbers too: gr.Number shows None as 0 and sends 0.
-    return gr.Textbox(value=spec.default, max_lines=1, placeholder="empty: none" if spec.optional else None, **common)
-
-
-def _preset_choices(manager: JobManager | None) -> list[tuple[str, str]]:
-    """Dropdown choices: built-in presets, the local models' presets, then saved configs (only built-in ones
-    without a manager)."""
-    builtin = [(f"{name} (built-in)", f"builtin:{name}") for name in BUILTIN_PRESETS]
-    if manager is None:
-        return builtin
-    local = [(name, f"local:{name}") for name in local_presets(manager.models.list())]
-    return builtin + local + [(f"{c['name']} (saved)", f"saved:{c['config_id']}") for c in manager.list_configs()]
-
-
-def _preset(manager: JobManager, value: str | None) -> tuple[str, dict[str, Any]]:
-    """(name, config) of a dropdown value."""
-    if not value:
-        raise ValueError("pick a preset first")
-    if value.startswith("builtin:"):
-        name = value.removeprefix("builtin:")
-        return name, preset_config(name)
-    if value.startswith("local:"):
-        name = value.removeprefix("local:")
-        try:
-            return name, preset_config(name, manager.models.list())
-        except KeyError:
-            raise NotFoundError(f"its model is no longer in the library (see the Models tab): {name}") from None
-    found = manager.get_config(value.removeprefix("saved:"))
-    return found["name"], found["config"]

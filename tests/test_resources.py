@@ -3,6 +3,7 @@
 from __future__ import annotations
 
 import os
+import time
 
 from fastapi.testclient import TestClient
 
@@ -30,6 +31,10 @@ def test_a_running_job_shows_as_a_memory_holder(manager: JobManager) -> None:
     job_id = manager.create_job({**LONG, "job_name": "holder"})
     manager.start_job(job_id)
     wait_for(manager, job_id, ("running",), timeout=60)
+    deadline = time.monotonic() + 30
+    while not manager.get_job_status(job_id).get("worker_pid"):  # recorded just after the job turns running
+        assert time.monotonic() < deadline
+        time.sleep(0.05)
     with rest_client(manager) as client:
         holders = {row["holder"]: row for row in client.get("/api/sft/resources").json()["processes"]}
     row = holders[f"job {job_id} (holder)"]

@@ -173,13 +173,18 @@ def test_a_bad_learning_rate_marks_its_field_and_starts_nothing(form_page: Page,
 
 def test_a_missing_data_file_says_where_the_data_root_is(form_page: Page, served: tuple[str, JobManager]) -> None:
     page = form_page
+    before = len(api(served, "jobs")["jobs"])
     field(page, "dataset_name").fill("my_data.jsonl")
+    field(page, "learning_rate").fill("0")
     page.locator("#start-btn").click()
     message = page.locator("#form-msg")
     expect(message).to_contain_text("Data set: file not found under the data root: my_data.jsonl")
+    expect(message).to_contain_text("Learning rate must be greater than 0 (got 0)")  # every error at once
     expect(message).to_contain_text(f"The data root is {served[1].store_root()}")
     expect(message).to_contain_text("Data tab")
     expect(page.locator("#cfg-dataset_name")).to_have_class(re.compile("field-error"))
+    expect(page.locator("#cfg-learning_rate")).to_have_class(re.compile("field-error"))
+    assert len(api(served, "jobs")["jobs"]) == before
 
 
 def test_the_message_under_start_follows_its_job(page: Page, served: tuple[str, JobManager]) -> None:

@@ -23,6 +23,9 @@ CSS = """
                max-height: 40vh; overflow-y: auto; gap: 6px; }
   #train-layout { padding-bottom: 88px; }
 }
+/* Train: the preset and Save as buttons sit level with their fields' inputs, at their own height. */
+#preset-row, #save-row { align-items: flex-end; }
+#preset-row > button, #save-row > button { align-self: flex-end; min-height: 40px; max-height: 42px; }
 /* Jobs: the table fits its width, the name column taking what is left and cutting long text with an ellipsis
    (its cell's title holds all of it); at phone width one card per job replaces the table (jobs.py). */
 #jobs-table .header-table, #jobs-table .virtual-body { width: 100% !important; table-layout: fixed; }

@@ -20,7 +20,7 @@ from sft_ui.web.ui import form, form_memory, marks, train_presets, views
 from sft_ui.web.ui.common import PRIVATE, QUIET
 from sft_ui.web.ui.machine import detect
 from sft_ui.web.ui.models import model_choices
-from sft_ui.web.ui.plain_errors import field_errors
+from sft_ui.web.ui.plain_errors import FieldError, field_errors
 from sft_ui.web.ui.train_fields import build_fields
 
 log = logging.getLogger(__name__)
@@ -182,13 +182,12 @@ def library_choices(manager: JobManager, value: str | None = None) -> gr.Dropdow
     return gr.Dropdown(choices=choices, value=value if value in {path for _, path in choices} else None)
 
 
-def refused(manager: JobManager, specs: list[form.FieldSpec], exc: Exception, values: tuple[Any, ...],
+def refused(manager: JobManager, specs: list[form.FieldSpec], errors: list[FieldError], values: tuple[Any, ...],
             old: dict[str, Any], verb: str) -> tuple[str, dict[str, Any], list[Any]]:
     """A config refused by validation: (the message, the new marks, the field updates)."""
-    errors = field_errors(exc, form.labels(specs))
     lines = [error.line(form.labels(specs)) for error in errors]
     hint = "Fix the marked fields:" if any(e.field for e in errors) else "Fix this:"
-    text = f"{verb}. {hint}\n" + "\n".join(f"• {line}" for line in lines) + where(manager, str(exc))
+    text = f"{verb}. {hint}\n" + "\n".join(f"• {line}" for line in lines) + where(manager, "\n".join(lines))
     updates, new = marks.marked(specs, errors, values, old)
     return views.message_html(text, "error"), new, updates
 
@@ -196,35 +195,43 @@ def refused(manager: JobManager, specs: list[form.FieldSpec], exc: Exception, va
 def start_job(manager: JobManager, specs: list[form.FieldSpec], values: tuple[Any, ...],
               old: dict[str, Any]) -> list[Any]:
     """Create and start a job from the form: [message, the job it is about, marks, *field updates]."""
-    try:
-        config = form.form_to_config(specs, list(values))
-        missing_file(manager, config)
-        job_id = manager.create_job(config)
-        record = manager.start_job(job_id)
-    except StoreWriteError as exc:
-        return [views.message_html(f"Not started: {exc.explain()}", "error"), None, old] + [gr.skip()] * len(specs)
-    except (ValidationError, ValueError, TypeError) as exc:
-        text, new, updates = refused(manager, specs, exc, values, old, "Not started")
+    config = form.form_to_config(specs, list(values))
+    errors = checked(manager, specs, config)
+    record: dict[str, Any] = {}
+    if not errors:
+        try:
+            record = manager.start_job(manager.create_job(config))
+        except StoreWriteError as exc:
+            return [views.message_html(f"Not started: {exc.explain()}", "error"), None, old, *[gr.skip()] * len(specs)]
+        except (ValidationError, ValueError, TypeError) as exc:
+            errors = field_errors(exc, form.labels(specs))
+    if errors:
+        text, new, updates = refused(manager, specs, errors, values, old, "Not started")
         return [text, None, new, *updates]
     updates, new = marks.marked(specs, [], values, old)
-    job = {"job_id": job_id, "status": record["status"], "queue_position": record.get("queue_position")}
+    job = {"job_id": record["job_id"], "status": record["status"], "queue_position": record.get("queue_position")}
     return [job_message(record), job, new, *updates]
 
 
-def missing_file(manager: JobManager, config: dict[str, Any]) -> None:
-    """ValueError naming dataset_name when it is a data file that is not under the data root (yet).
-
-    The manager takes such a job (the file may come later) and it fails when it starts; the form says so at once.
-    """
+def checked(manager: JobManager, specs: list[form.FieldSpec], config: dict[str, Any]) -> list[FieldError]:
+    """Everything the form can tell at once about a config before Start: SFTConfig's refusals and a data file
+    missing under the data root. The manager takes a job whose file is not there yet (it may come later; the job
+    fails once started); the form says so at Start instead."""
+    labels = form.labels(specs)
+    try:
+        SFTConfig(**config)
+        errors = []
+    except (ValidationError, ValueError, TypeError) as exc:
+        errors = field_errors(exc, labels)
     name = str(config.get("dataset_name") or "").strip()
     if not name.lower().endswith(LOCAL_SUFFIXES):
-        return
+        return errors
     try:
         found = resolve_inside(manager.store_root(), name, "dataset_name").is_file()
     except (ValueError, OSError):
-        return  # create_job names what is wrong with the path itself
-    if not found:
-        raise ValueError(f"dataset_name: file not found under the data root: {name}")
+        return errors  # create_job names what is wrong with the path itself
+    missing = FieldError("dataset_name", f"file not found under the data root: {name}")
+    return errors if found or any(e.field == "dataset_name" for e in errors) else [*errors, missing]
 
 
 def job_message(record: dict[str, Any], data_root: str = "") -> str:
@@ -277,7 +284,7 @@ def save_preset(manager: JobManager, specs: list[form.FieldSpec], name: str, pen
     except StoreWriteError as exc:
         return [views.message_html(exc.explain().capitalize(), "error"), gr.skip(), "", old, *skips]
     except (ValidationError, ValueError, TypeError) as exc:
-        text, new, updates = refused(manager, specs, exc, values, old, "Not saved")
+        text, new, updates = refused(manager, specs, field_errors(exc, form.labels(specs)), values, old, "Not saved")
         return [text, gr.skip(), "", new, *updates]
     verb = "Replaced" if exists else "Saved"
     updates, new = marks.marked(specs, [], values, old)

@@ -35,14 +35,14 @@ class PresetPicker:
 
 def build_picker() -> PresetPicker:
     """The preset dropdown, Reset and Delete, and Save as (call inside the form's column)."""
-    with gr.Row(equal_height=True, elem_id="preset-row"):
+    with gr.Row(equal_height=False, elem_id="preset-row"):
         preset = gr.Dropdown(choices(None, None), value=DEFAULT_PRESET, label="Preset", scale=4, min_width=220,
                              info="Picking one fills the form: built-in presets, one per local model, your saved "
                                   "configs.", elem_id="preset")
         reset = gr.Button("Reset to preset", size="sm", scale=1, min_width=110, elem_id="load-btn")
         delete = gr.Button("Delete", size="sm", variant="stop", interactive=False, scale=1, min_width=90,
                            elem_id="delete-btn")
-    with gr.Row(equal_height=True, elem_id="save-row"):
+    with gr.Row(equal_height=False, elem_id="save-row"):
         save_name = gr.Textbox(label="Save the form as", placeholder="a name", max_lines=1, scale=4, min_width=220,
                                elem_id="save-name")
         save = gr.Button("Save as", size="sm", scale=1, min_width=110, elem_id="save-btn")

@@ -4,6 +4,7 @@ from __future__ import annotations
 
 import os
 import platform
+import shutil
 import signal
 import subprocess
 import sys
@@ -120,3 +121,15 @@ def append_results(text: str) -> None:
     head = "" if results.exists() else "# Benchmark results\n"
     with open(results, "a", encoding="utf-8") as fh:
         fh.write(head + "\n" + text.rstrip("\n") + "\n")
+
+
+def link_model(folder: Path, target: Path) -> None:
+    """Hard-link (copy across file systems) the files of a model folder into `target`, replacing what was there."""
+    shutil.rmtree(target, ignore_errors=True)
+    target.mkdir(parents=True)
+    for item in folder.iterdir():
+        if item.is_file():
+            try:
+                os.link(item, target / item.name)
+            except OSError:
+                shutil.copy2(item, target / item.name)

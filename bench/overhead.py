@@ -40,7 +40,7 @@ from typing import Any
 import httpx
 
 sys.path.insert(0, str(Path(__file__).resolve().parent))
-from common import ROOT, Server, append_results, load, machine, training_env  # noqa: E402
+from common import ROOT, Server, append_results, link_model, load, machine, training_env  # noqa: E402
 
 WATCH_POLL = 0.02  # seconds between looks at the job dir and /proc
 RATIO_GOAL = 1.03
@@ -354,18 +354,9 @@ def trl_defaults_lines(args: argparse.Namespace, plain: list[dict[str, Any]], sf
     ]
 
 
-def link_model(folder: Path, data: Path) -> str:
-    """Hard-link (copy across file systems) a model folder under the data root; its base_model name there."""
-    import shutil
-
-    target = data / "models" / folder.name
-    target.mkdir(parents=True)
-    for item in folder.iterdir():
-        if item.is_file():
-            try:
-                os.link(item, target / item.name)
-            except OSError:
-                shutil.copy2(item, target / item.name)
+def link_model_under(folder: Path, data: Path) -> str:
+    """Link a model folder under the data root's models/; its base_model name there."""
+    link_model(folder, data / "models" / folder.name)
     return f"models/{folder.name}"
 
 
@@ -394,7 +385,7 @@ def main() -> None:
     cache = Path(os.environ.get("SFT_UI_CACHE_DIR") or tmp / "cache")  # one built-in model for all runs
     job: dict[str, Any] = {"use_lora": not args.full, "batch_size": args.batch_size, "max_seq_length": args.max_length}
     if args.model is not None:
-        job["base_model"] = link_model(args.model.resolve(), data)
+        job["base_model"] = link_model_under(args.model.resolve(), data)
     model_type = json.loads((args.model / "config.json").read_text())["model_type"] if args.model else "gpt2"
     from sft_ui.config import BUILTIN_MODEL
     from sft_ui.worker.training import LORA_TARGETS  # the modules sft-ui adapts, for the plain script too

@@ -24,7 +24,6 @@ from __future__ import annotations
 
 import argparse
 import json
-import os
 import shutil
 import statistics
 import subprocess
@@ -37,7 +36,7 @@ from importlib.metadata import PackageNotFoundError, version
 from pathlib import Path
 from typing import Any
 
-from common import load, machine, training_env
+from common import link_model, load, machine, training_env
 from throughput_child import RESULT_TAG
 from throughput_setup import LLAMAS, prepare
 
@@ -213,18 +212,6 @@ def report(args: argparse.Namespace, results: dict[tuple, list[dict]], groups: l
     if failures:
         lines += ["", "**Failed or not applied:**", *[f"- {f}" for f in failures]]
     return "\n".join(wrap(line) for line in lines) + "\n"
-
-
-def link_model(folder: Path, target: Path) -> None:
-    """Hard-link (copy across file systems) the files of a model folder into `target`, replacing what was there."""
-    shutil.rmtree(target, ignore_errors=True)
-    target.mkdir(parents=True)
-    for item in folder.iterdir():
-        if item.is_file():
-            try:
-                os.link(item, target / item.name)
-            except OSError:
-                shutil.copy2(item, target / item.name)
 
 
 def parse_args(argv: list[str] | None) -> argparse.Namespace:

@@ -190,5 +190,7 @@ def test_the_model_library_through_gradio_client(served: tuple[Client, JobManage
     with pytest.raises(AppError, match="holds a 'rwkv6' model, which transformers cannot read"):
         gradio.predict(name="odd", file=handle_file(str(gguf)), api_name="/import_model")
     assert not list((manager.store_root() / "models" / ".uploads").iterdir())
+    with pytest.raises(AppError, match="gguf: give the path of a .gguf file under the data root, or upload one"):
+        gradio.predict("", "", "auto", "", api_name="/import_model")  # every parameter sent, the file empty
     assert gradio.predict("by-hand", api_name="/delete_model") == {"message": "Model by-hand deleted"}
     assert "by-hand" not in {entry["name"] for entry in gradio.predict(api_name="/list_models")["models"]}

@@ -142,8 +142,8 @@ def _add_model_api(manager: JobManager, call: Callable[..., Any]) -> None:
         """Import a GGUF (`gguf`: a path under the data root, or `file`: gradio_client.handle_file(path)) into
         models/<name>; poll get_model(name) until its status is ready or failed: {name, status, progress, ...}."""
         name = call(check_text, name, "name") or None
-        if file is not None:
-            path, original = uploaded_file(file)
+        if file:  # None, or "" from a client that sends every parameter
+            path, original = call(uploaded_file, file)
             with path.open("rb") as handle:
                 uploaded = call(manager.models.receive, original, library.read_chunks(handle),
                                 settings.max_model_upload_bytes())

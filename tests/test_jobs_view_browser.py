@@ -18,6 +18,7 @@ from sft_ui import artifacts, jobdir, resume
 from sft_ui.builtin import builtin_model_path
 from sft_ui.manager import JobManager
 from sft_ui.status import ENDED
+from tests.browsing import open_tab
 from tests.helpers import LONG, wait_for
 from tests.servers import live_server
 from tests.test_ui_browser import TRAIN_TIMEOUT, job_row, screenshots_on_failure
@@ -99,17 +100,6 @@ def pick(page: Page, job_id: str, phone: bool) -> None:
     else:
         job_row(page, job_id).click()
     expect(page.locator("#job-summary")).to_contain_text(job_id)
-
-
-def open_tab(page: Page, name: str) -> None:
-    """Click the tab `name`, from the tab bar's overflow menu where a narrow window put it there."""
-    tab = page.get_by_role("tab", name=name)
-    if tab.is_visible():
-        tab.click()
-    else:
-        page.locator('.overflow-menu button[aria-label="More tabs"]').click()
-        page.locator(".overflow-dropdown button").filter(has_text=name).click()
-    expect(page.get_by_role("tab", name=name)).to_have_attribute("aria-selected", "true")
 
 
 def enabled_if(page: Page, selector: str, can: bool) -> None:

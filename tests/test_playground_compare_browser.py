@@ -19,6 +19,7 @@ from playwright.sync_api import Browser, Page, expect
 from sft_ui import jobdir
 from sft_ui.builtin import builtin_model_path, builtin_rows
 from sft_ui.manager import JobManager
+from tests.browsing import open_tab
 from tests.helpers import fake_trained_job
 from tests.servers import live_server
 from tests.test_ui_browser import choose, screenshots_on_failure
@@ -74,18 +75,6 @@ def opened(browser: Browser, viewport: dict[str, int], url: str, folder: Path) -
             yield page
     finally:
         context.close()
-
-
-def open_tab(page: Page, name: str) -> None:
-    """Open a tab as a person would (on a narrow window through the tab bar's overflow menu)."""
-    expect(page.get_by_role("tab").filter(visible=True).first).to_be_visible()
-    tab = page.get_by_role("tab", name=name, exact=True).filter(visible=True)
-    if tab.count():
-        tab.first.click()
-    else:
-        page.get_by_role("button", name="More tabs").filter(visible=True).click()
-        page.locator(".overflow-dropdown button").filter(visible=True).get_by_text(name, exact=True).click()
-    expect(tab.first).to_have_attribute("aria-selected", "true")
 
 
 def fits(page: Page, selector: str) -> None:

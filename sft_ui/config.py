@@ -8,7 +8,16 @@ import re
 from pathlib import PurePosixPath
 from typing import Annotated, Any, Literal
 
-from pydantic import BaseModel, BeforeValidator, ConfigDict, Field, ValidationError, field_validator, model_validator
+from pydantic import (
+    BaseModel,
+    BeforeValidator,
+    ConfigDict,
+    Field,
+    ValidationError,
+    ValidationInfo,
+    field_validator,
+    model_validator,
+)
 
 from sft_ui import settings
 
@@ -20,7 +29,11 @@ Scheduler = Literal["linear", "cosine", "cosine_with_restarts", "polynomial", "c
 Precision = Literal["auto", "fp32", "bf16", "fp16"]
 PromptTemplate = Literal["auto", "chat", "alpaca", "plain"]
 Truncation = Literal["cut", "drop"]
+BestMetric = Literal["eval_loss", "eval_mean_token_accuracy"]
+AUTO_SAMPLES = "auto"  # sample_prompts: the first held-out rows instead of typed prompts
 MAX_COLUMN_MAP = 32  # entries of column_map
+MAX_SAMPLE_PROMPTS = 8  # each is answered at every sample step, between training steps
+MAX_PROMPT_LENGTH = 4000
 
 
 # Upper limits (settings, documented in README); read once at import.
@@ -94,10 +107,6 @@ class SFTConfig(BaseModel):
         None, ge=1, le=10_000_000, description="Use at most this many rows (empty: all).",
         json_schema_extra={"group": "Model and data"},
     )
-    eval_split: float = Field(
-        0.0, ge=0.0, le=0.5, description="Fraction of rows held out to compute an eval loss (0: none).",
-        json_schema_extra={"group": "Model and data"},
-    )
     max_seq_length: int = Field(
         256, ge=16, le=MAX_SEQ_LENGTH, description="Longest sequence in tokens; longer rows are truncated.",
         json_schema_extra={"group": "Model and data"},
@@ -153,6 +162,53 @@ class SFTConfig(BaseModel):
         max_length=MAX_NAME_LENGTH,
         description="Folder under the data root; each job writes to <output_dir>/<job_id>.",
         json_schema_extra={"group": "Training"},
+    )
+
+    eval_split: float = Field(
+        0.0, ge=0.0, le=0.5, description="Fraction of training rows held out for evaluation (0: none).",
+        json_schema_extra={"group": "Evaluation"},
+    )
+    eval_dataset: str = Field(
+        "", max_length=MAX_NAME_LENGTH,
+        description="A second data set to evaluate on (named like dataset_name); empty: eval_split, else the "
+        "built-in data set's own test split.", json_schema_extra={"group": "Evaluation"},
+    )
+    eval_dataset_split: str = Field(
+        "test", min_length=1, max_length=100, description="Split of eval_dataset (hub and built-in data sets).",
+        json_schema_extra={"group": "Evaluation"},
+    )
+    eval_steps: int = Field(
+        0, ge=0, le=MAX_STEPS, description="Evaluate every this many steps (0: ten times per run).",
+        json_schema_extra={"group": "Evaluation"},
+    )
+    metric_for_best: BestMetric = Field(
+        "eval_loss", description="What makes a checkpoint the best: eval loss (lower) or token accuracy (higher).",
+        json_schema_extra={"group": "Evaluation"},
+    )
+    early_stopping_patience: int = Field(
+        0, ge=0, le=1000, description="Stop after this many evaluations without improvement (0: never).",
+        json_schema_extra={"group": "Evaluation"},
+    )
+    keep_best_model: bool = Field(
+        False, description="Save at each evaluation and keep the best as the job's model (on with early stopping).",
+        json_schema_extra={"group": "Evaluation"},
+    )
+    eval_max_rows: int = Field(
+        100, ge=0, le=10_000, description="Held-out rows whose greedy answers are scored at the end, tuned against "
+        "base, by exact match and token F1 (0: no score).", json_schema_extra={"group": "Evaluation"},
+    )
+    sample_prompts: list[str] = Field(
+        default_factory=list, max_length=MAX_SAMPLE_PROMPTS,
+        description='Prompts the model answers while it trains, one per line; "auto": the first held-out rows.',
+        json_schema_extra={"group": "Evaluation"},
+    )
+    sample_steps: int = Field(
+        0, ge=0, le=MAX_STEPS, description="Answer the sample prompts every this many steps (0: ten times per run).",
+        json_schema_extra={"group": "Evaluation"},
+    )
+    sample_max_new_tokens: int = Field(
+        32, ge=1, le=1024, description="Longest sample answer and scored answer, in tokens.",
+        json_schema_extra={"group": "Evaluation"},
     )
 
     use_lora: bool = Field(
@@ -230,12 +286,15 @@ class SFTConfig(BaseModel):
 
     @field_validator("*", mode="before")
     @classmethod
-    def _clean_text(cls, value: Any) -> Any:
-        """Every text field and list item: no lone surrogate, no control character (before any other check)."""
+    def _clean_text(cls, value: Any, info: ValidationInfo) -> Any:
+        """Every text field and list item: no lone surrogate, no control character (before any other check).
+
+        Sample prompts, like the playground's, may hold newlines and tabs."""
+        multiline = info.field_name == "sample_prompts"
         if isinstance(value, list):
             for i, item in enumerate(value):
-                check_text(item, f"item {i}")
-        return check_text(value)
+                check_text(item, f"item {i}", multiline)
+        return check_text(value, multiline=multiline)
 
     @field_validator("column_map", mode="before")
     @classmethod
@@ -255,6 +314,23 @@ class SFTConfig(BaseModel):
                 check_text(item, f"{key!r:.40}")
         if len(set(value.values())) < len(value):
             raise ValueError("two columns map to the same name")
+        return value
+
+    @field_validator("sample_prompts", mode="before")
+    @classmethod
+    def _sample_prompts(cls, value: Any) -> Any:
+        """A list of prompts, or text with one per line (as the form sends it); "auto" alone means held-out rows."""
+        if isinstance(value, str):
+            value = [line for line in value.splitlines() if line.strip()]
+        if not isinstance(value, list):
+            return value
+        for i, prompt in enumerate(value):
+            if isinstance(prompt, str) and not prompt.strip():
+                raise ValueError(f"item {i}: an empty prompt")
+            if isinstance(prompt, str) and len(prompt) > MAX_PROMPT_LENGTH:
+                raise ValueError(f"item {i}: longer than {MAX_PROMPT_LENGTH} characters")
+        if AUTO_SAMPLES in value and len(value) > 1:
+            raise ValueError(f'"{AUTO_SAMPLES}" stands alone: it picks the first held-out rows')
         return value
 
     @field_validator("base_model")
@@ -289,6 +365,10 @@ class SFTConfig(BaseModel):
     def _consistent(self) -> SFTConfig:
         if self.save_steps and self.max_steps is not None and self.save_steps > self.max_steps:
             raise ValueError(f"save_steps ({self.save_steps}) is larger than max_steps ({self.max_steps})")
+        for field in ("eval_steps", "sample_steps"):
+            steps = getattr(self, field)
+            if steps and self.max_steps is not None and steps > self.max_steps:
+                raise ValueError(f"{field} ({steps}) is larger than max_steps ({self.max_steps})")
         return self
 
     @property

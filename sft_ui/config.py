@@ -189,6 +189,10 @@ class SFTConfig(BaseModel):
         0, ge=0, le=1000, description="Stop after this many evaluations without improvement (0: never).",
         json_schema_extra={"group": "Evaluation"},
     )
+    early_stopping_threshold: float = Field(
+        0.0, ge=0.0, le=100.0, description="How much the metric must improve for an evaluation to count as better.",
+        json_schema_extra={"group": "Evaluation"},
+    )
     keep_best_model: bool = Field(
         False, description="Save at each evaluation and keep the best as the job's model (on with early stopping).",
         json_schema_extra={"group": "Evaluation"},
@@ -365,11 +369,24 @@ class SFTConfig(BaseModel):
     def _consistent(self) -> SFTConfig:
         if self.save_steps and self.max_steps is not None and self.save_steps > self.max_steps:
             raise ValueError(f"save_steps ({self.save_steps}) is larger than max_steps ({self.max_steps})")
+        if self.eval_split > 0 and self.eval_dataset.strip():
+            raise ValueError("eval_split and eval_dataset: choose one source of held-out rows (set eval_split to 0)")
+        needs = [name for name, on in (("early_stopping_patience", self.early_stopping_patience > 0),
+                                        ("keep_best_model", self.keep_best_model),
+                                        ("sample_prompts", self.sample_prompts == [AUTO_SAMPLES])) if on]
+        if needs and not self.has_held_out:
+            raise ValueError(f"{needs[0]}: needs held-out rows: set eval_split above 0 or name an eval_dataset")
         for field in ("eval_steps", "sample_steps"):
             steps = getattr(self, field)
             if steps and self.max_steps is not None and steps > self.max_steps:
                 raise ValueError(f"{field} ({steps}) is larger than max_steps ({self.max_steps})")
         return self
+
+    @property
+    def has_held_out(self) -> bool:
+        """Whether the run has rows to evaluate on: eval_split, eval_dataset, or the built-in data set's test split."""
+        builtin = self.dataset_name.strip() == BUILTIN_DATASET and self.dataset_split == "train"
+        return self.eval_split > 0 or bool(self.eval_dataset.strip()) or builtin
 
     @property
     def display_name(self) -> str:

@@ -19,6 +19,7 @@ CONFIG = "config.json"  # the validated SFTConfig, written by the server
 STATUS = "status.json"  # phase, progress and last metrics, rewritten by the worker (throttled)
 RESULT = "result.json"  # final status, error and result, written once by the worker
 METRICS = "metrics.jsonl"  # one line per logged step, append-only
+SAMPLES = "samples.jsonl"  # one line per sample prompt answered at a step, append-only
 LOG = "log.txt"  # the worker's stdout and stderr
 STOP = "stop"  # created by the server to ask the worker to stop
 MODEL = "model"  # the saved adapter or model, with its tokenizer

@@ -279,6 +279,11 @@ class JobManager:
             raise ValueError(f"max_points: must be at least 2 (the first and the last point), got {limit}")
         return self._metrics.read(Path(record["job_dir"]) / jobdir.METRICS, whole_number(since, "since"), limit)
 
+    def get_samples(self, job_id: str, since: int | None = None) -> list[dict[str, Any]]:
+        """The job's sample answers (step, index, prompt, reference, answer), those with step > since when given."""
+        record = self._get(job_id)
+        return self._metrics.read(Path(record["job_dir"]) / jobdir.SAMPLES, whole_number(since, "since"))
+
     def get_log(self, job_id: str, max_bytes: int = 20_000) -> str:
         """The tail of the job's log."""
         record = self._get(job_id)

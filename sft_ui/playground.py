@@ -18,8 +18,9 @@ from typing import Any
 
 from sft_ui import settings
 from sft_ui.artifacts import is_adapter, saved_model
-from sft_ui.builtin import alpaca_prompt, builtin_rows
+from sft_ui.builtin import builtin_rows
 from sft_ui.config import BUILTIN_DATASET, check_text
+from sft_ui.data.templates import format_prompt
 from sft_ui.manager import JobManager, StateError
 from sft_ui.status import JobStatus
 
@@ -50,20 +51,6 @@ def prompt_style(record: dict[str, Any]) -> str:
     if config.get("dataset_format") == "auto" and config.get("dataset_name") == BUILTIN_DATASET:
         return "alpaca"
     return _FORMAT_STYLES.get(config.get("dataset_format", ""), "plain")
-
-
-def format_prompt(style: str, tokenizer: Any, prompt: str, input: str = "") -> tuple[str, list[int]]:  # noqa: A002
-    """(text, token ids) of a prompt written as in training: the alpaca template, the chat template, or as is."""
-    if style == "alpaca":
-        text = alpaca_prompt(prompt, input)
-    elif style == "chat":
-        messages = [{"role": "user", "content": f"{prompt}\n{input}" if input else prompt}]
-        text = tokenizer.apply_chat_template(messages, tokenize=False, add_generation_prompt=True)
-        done = tokenizer.apply_chat_template(messages, tokenize=True, add_generation_prompt=True, return_dict=True)
-        return text, list(done["input_ids"])
-    else:
-        text = f"{prompt}\n{input}" if input else prompt
-    return text, list(tokenizer(text)["input_ids"])
 
 
 def example(record: dict[str, Any]) -> tuple[str, str]:

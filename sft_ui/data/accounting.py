@@ -8,16 +8,16 @@ from typing import Any
 WARN_SHARE = 0.05  # a job that drops or cuts more than this share of its rows gets a warning
 
 
-def _chat(tokenizer: Any, turns: list, tools: Any, **kwargs: Any) -> Any:
+def apply_chat(tokenizer: Any, turns: list, tools: Any, **kwargs: Any) -> Any:
     """apply_chat_template with the row's tools (a JSON list string, as the rows keep them)."""
     tools = json.loads(tools) if isinstance(tools, str) else tools
     return tokenizer.apply_chat_template(turns, tools=tools or None, **kwargs)
 
 
-def _ids(tokenizer: Any, value: str | list, tools: Any = None, **kwargs: Any) -> list[int]:
+def token_ids(tokenizer: Any, value: str | list, tools: Any = None, **kwargs: Any) -> list[int]:
     """Token ids the way TRL computes them: the chat template for turns, the tokenizer for text."""
     if isinstance(value, list):
-        return list(_chat(tokenizer, value, tools, tokenize=True, return_dict=True, **kwargs)["input_ids"])
+        return list(apply_chat(tokenizer, value, tools, tokenize=True, return_dict=True, **kwargs)["input_ids"])
     return list(tokenizer(text=value)["input_ids"])
 
 
@@ -27,14 +27,14 @@ def view(row: dict, loss_on: str, tokenizer: Any, texts: bool = True) -> dict[st
     prompt = text = ""
     if row.get("text") is not None:
         text = row["text"] if row["text"].endswith(eos) else row["text"] + eos
-        ids, mask = _ids(tokenizer, text), None
+        ids, mask = token_ids(tokenizer, text), None
     elif row.get("messages") is not None:
         turns = row["messages"]
         last = max(i for i, t in enumerate(turns) if t["role"] == "assistant")
         if texts:
-            text = _chat(tokenizer, turns, tools, tokenize=False)
-            prompt = _chat(tokenizer, turns[:last], tools, tokenize=False, add_generation_prompt=True)
-        done = _chat(tokenizer, turns, tools, tokenize=True, return_dict=True,
+            text = apply_chat(tokenizer, turns, tools, tokenize=False)
+            prompt = apply_chat(tokenizer, turns[:last], tools, tokenize=False, add_generation_prompt=True)
+        done = apply_chat(tokenizer, turns, tools, tokenize=True, return_dict=True,
                      return_assistant_tokens_mask=loss_on == "assistant turns")
         ids, mask = list(done["input_ids"]), done.get("assistant_masks")
     else:
@@ -43,13 +43,13 @@ def view(row: dict, loss_on: str, tokenizer: Any, texts: bool = True) -> dict[st
             completion += eos
         if chat:
             if texts:
-                prompt = _chat(tokenizer, row["prompt"], tools, tokenize=False, add_generation_prompt=True)
-                text = _chat(tokenizer, row["prompt"] + completion, tools, tokenize=False)
-            prompt_ids = _ids(tokenizer, row["prompt"], tools, add_generation_prompt=True)
-            ids = _ids(tokenizer, row["prompt"] + completion, tools)
+                prompt = apply_chat(tokenizer, row["prompt"], tools, tokenize=False, add_generation_prompt=True)
+                text = apply_chat(tokenizer, row["prompt"] + completion, tools, tokenize=False)
+            prompt_ids = token_ids(tokenizer, row["prompt"], tools, add_generation_prompt=True)
+            ids = token_ids(tokenizer, row["prompt"] + completion, tools)
         else:
             prompt, text = row["prompt"], row["prompt"] + completion
-            prompt_ids, ids = _ids(tokenizer, prompt), _ids(tokenizer, text)
+            prompt_ids, ids = token_ids(tokenizer, prompt), token_ids(tokenizer, text)
         # The completion starts where the two tokenisations diverge (TRL's common_prefix_length).
         pairs = enumerate(zip(prompt_ids, ids, strict=False))
         start = next((i for i, (a, b) in pairs if a != b), min(len(prompt_ids), len(ids)))

@@ -237,24 +237,64 @@ def prepare(config: SFTConfig, data_root: Path, tokenizer: Any, info: dict[str, 
     columns and mapping, and the row accounting (`rows`, `tokens`, `warnings`; accounting.account).
     With `cache_dir`, the rows are kept on disk there, so that TRL's tokenizing is cached for the next job.
     """
-    from sft_ui.data.accounting import account, measure
-
     details: dict[str, Any] = {}
-    train, kwargs, loss_on, _ = convert(config, load_source(config, data_root), tokenizer, details)
-    keep = account(details, measure(train.to_list(), loss_on, tokenizer, config.max_seq_length),
-                   config.max_seq_length, config.truncation == "drop")
-    if len(keep) < len(train):
-        if not keep:
-            raise DataError(f"max_seq_length: every one of the {len(train)} rows is longer than "
-                            f"{config.max_seq_length} tokens; raise max_seq_length or set truncation to cut")
-        train = train.select(keep)
+    train, kwargs = _measured(config, data_root, tokenizer, details)
     if cache_dir is not None:
         train = cache.on_disk(train, cache_dir / "datasets")
     if info is not None:
         info.update(details)
+    held_out = eval_source(config)
+    if held_out is not None:
+        evals, eval_details = _held_out(config, held_out, data_root, tokenizer)
+        if info is not None:
+            info.update(eval_source=f"{held_out[0]} ({held_out[1]})", eval_rows=eval_details["rows"])
+        return train, evals, kwargs
     if config.eval_split <= 0:
         return train, None, kwargs
     if len(train) < 2:  # eval_split <= 0.5 then leaves at least one training row
         raise DataError(f"eval_split: {len(train)} usable row(s) are too few to hold some out; set eval_split to 0")
     parts = train.train_test_split(test_size=config.eval_split, seed=config.seed)
     return parts["train"], parts["test"], kwargs
+
+
+def _measured(config: SFTConfig, data_root: Path, tokenizer: Any,
+              details: dict[str, Any]) -> tuple[Dataset, dict[str, Any]]:
+    """config's rows converted and measured (too long ones cut or dropped and counted in `details`), loss kwargs."""
+    from sft_ui.data.accounting import account, measure
+
+    rows, kwargs, loss_on, _ = convert(config, load_source(config, data_root), tokenizer, details)
+    keep = account(details, measure(rows.to_list(), loss_on, tokenizer, config.max_seq_length),
+                   config.max_seq_length, config.truncation == "drop")
+    if len(keep) < len(rows):
+        if not keep:
+            raise DataError(f"max_seq_length: every one of the {len(rows)} rows is longer than "
+                            f"{config.max_seq_length} tokens; raise max_seq_length or set truncation to cut")
+        rows = rows.select(keep)
+    return rows, kwargs
+
+
+def eval_source(config: SFTConfig) -> tuple[str, str] | None:
+    """(data set, split) held out for evaluation: eval_dataset, else (with eval_split 0) the built-in data set's
+    other split; None when the held-out rows come from eval_split or there are none."""
+    from sft_ui.builtin import SPLITS, is_builtin
+
+    if config.eval_dataset.strip():
+        return config.eval_dataset.strip(), config.eval_dataset_split
+    if config.eval_split > 0 or not is_builtin(config.dataset_name.strip()):
+        return None
+    others = [split for split in SPLITS if split != config.dataset_split]
+    return (config.dataset_name.strip(), others[0]) if config.dataset_split in SPLITS and others else None
+
+
+def _held_out(config: SFTConfig, source: tuple[str, str], data_root: Path,
+              tokenizer: Any) -> tuple[Dataset, dict[str, Any]]:
+    """The rows of an evaluation data set, converted like the training rows; errors name the eval_dataset fields."""
+    held = config.model_copy(update={"dataset_name": source[0], "dataset_split": source[1], "max_samples": None})
+    details: dict[str, Any] = {}
+    try:
+        rows, _ = _measured(held, data_root, tokenizer, details)
+    except DataError as exc:
+        message = str(exc).replace("dataset_name:", "eval_dataset:", 1)
+        message = message.replace("dataset_split:", "eval_dataset_split:", 1)
+        raise DataError(message if message.startswith("eval_") else f"eval_dataset: {message}") from exc
+    return rows, details

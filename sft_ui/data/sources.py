@@ -50,9 +50,9 @@ def check_paths(config: SFTConfig, data_root: Path) -> None:
     """
     from sft_ui.builtin import is_builtin
 
-    for field in ("base_model", "dataset_name"):
+    for field in ("base_model", "dataset_name", "eval_dataset"):
         name = getattr(config, field).strip()
-        if is_builtin(name):
+        if is_builtin(name) or not name:  # only eval_dataset may be empty (SFTConfig)
             continue  # an unknown built-in id fails in the worker, naming the ones that exist
         local = field == "base_model" or name.lower().endswith(LOCAL_SUFFIXES)
         path = resolve_inside(data_root, name, field) if local else None  # ValueError naming the field

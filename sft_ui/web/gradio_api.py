@@ -16,9 +16,9 @@ from sft_ui.manager import JobManager, NotFoundError, StateError
 from sft_ui.playground import Playground
 from sft_ui.store import StoreWriteError
 
-API_NAMES = ("train", "list_jobs", "get_job", "stop_job", "get_metrics", "save_config", "list_configs", "get_config",
-             "generate", "resume_job", "upload_dataset", "list_datasets", "preview_dataset", "delete_dataset",
-             "import_model", "list_models", "get_model", "delete_model")
+API_NAMES = ("train", "list_jobs", "get_job", "stop_job", "get_metrics", "get_samples", "save_config", "list_configs",
+             "get_config", "generate", "resume_job", "upload_dataset", "list_datasets", "preview_dataset",
+             "delete_dataset", "import_model", "list_models", "get_model", "delete_model")
 
 
 def explain(exc: Exception) -> str:
@@ -66,6 +66,11 @@ def add_api(manager: JobManager, playground: Playground) -> None:
         """The job's logged points (loss, ...) with step > since, at most max_points (evenly spread) when given."""
         return {"job_id": job_id, "points": call(manager.get_metrics, checked(job_id, "job_id"), since, max_points)}
 
+    def get_samples(job_id: str, since: int | None = None) -> dict:
+        """The model's greedy answers to the sample prompts: {job_id, samples: [{step, index, prompt, reference,
+        answer}]}, only steps > since when given."""
+        return {"job_id": job_id, "samples": call(manager.get_samples, checked(job_id, "job_id"), since)}
+
     def save_config(name: str, config: dict) -> dict:
         """Store `config` under `name` (replacing a config of that name): {config_id, name}."""
         config_id = call(manager.save_config, name, config)
@@ -79,7 +84,7 @@ def add_api(manager: JobManager, playground: Playground) -> None:
         """One saved config: {config_id, name, config}."""
         return call(manager.get_config, checked(config_id, "config_id"))
 
-    for fn in (train, list_jobs, get_job, stop_job, get_metrics, save_config, list_configs, get_config):
+    for fn in (train, list_jobs, get_job, stop_job, get_metrics, get_samples, save_config, list_configs, get_config):
         gr.api(fn, api_name=fn.__name__, concurrency_limit=None)
     _add_artifact_api(manager, playground, call)
     _add_dataset_api(manager, call)

@@ -87,6 +87,14 @@ class MetricsResponse(BaseModel):
     points: list[dict[str, Any]]
 
 
+class SamplesResponse(BaseModel):
+    """The sample answers, oldest step first: `step`, `index` (of the prompt), `prompt`, `reference` (a held-out
+    row's reply, or null for a typed prompt), `answer`, `seconds` (per prompt)."""
+
+    job_id: str
+    samples: list[dict[str, Any]]
+
+
 class LogResponse(BaseModel):
     """The tail of the job's log."""
 
@@ -249,6 +257,16 @@ def get_metrics(
 ) -> MetricsResponse:
     """The job's logged points (loss, learning_rate, ...) per step."""
     return MetricsResponse(job_id=job_id, points=manager.get_metrics(job_id, since=since, max_points=max_points))
+
+
+@_guarded.get("/jobs/{job_id}/samples", response_model=SamplesResponse, summary="Get sample answers")
+def get_samples(
+    job_id: str,
+    manager: Manager,
+    since: Annotated[int | None, Query(description="Only answers from steps > since")] = None,
+) -> SamplesResponse:
+    """The model's greedy answers to the sample prompts, one item per prompt and step (empty without prompts)."""
+    return SamplesResponse(job_id=job_id, samples=manager.get_samples(job_id, since=since))
 
 
 @_guarded.get("/jobs/{job_id}/log", response_model=LogResponse, summary="Get job log")

@@ -76,6 +76,11 @@ class StatusReporter:
         self.status["metrics"] = point
         self._flush()
 
+    def write_samples(self, lines: list[dict[str, Any]]) -> None:
+        """Append one round of sample answers (one line per prompt) to samples.jsonl."""
+        with open(self.job_dir / jobdir.SAMPLES, "a", encoding="utf-8") as fh:
+            fh.write("".join(json.dumps(line, ensure_ascii=False) + "\n" for line in lines))
+
     def _flush(self, force: bool = False) -> None:
         # At most a few small writes a second, however fast the steps are.
         now = time.monotonic()
@@ -109,6 +114,9 @@ class SilentReporter:
         """Nothing: rank 0 reports."""
 
     def log_metrics(self, point: dict[str, Any]) -> None:
+        """Nothing: rank 0 reports."""
+
+    def write_samples(self, lines: list[dict[str, Any]]) -> None:
         """Nothing: rank 0 reports."""
 
     def close(self) -> None:

@@ -14,6 +14,7 @@ from transformers import TrainerCallback
 
 from sft_ui import data, jobdir
 from sft_ui.config import SFTConfig
+from sft_ui.worker import evaluation
 
 # LoRA targets per architecture; anything else gets PEFT's "all-linear".
 LORA_TARGETS: dict[str, list[str]] = {
@@ -41,6 +42,7 @@ class Reporter(Protocol):
     def phase(self, name: str, **fields: Any) -> None: ...
     def progress(self, **fields: Any) -> None: ...
     def log_metrics(self, point: dict[str, Any]) -> None: ...
+    def write_samples(self, lines: list[dict[str, Any]]) -> None: ...
 
 
 class ReportCallback(TrainerCallback):
@@ -230,8 +232,8 @@ def run(config: SFTConfig, job_dir: Path, data_root: Path, cache_dir: Path, repo
         return {"stopped_early": True, "steps": 0}
 
     cut_after = config.padding_free and not config.packing
-    args = trl_config(config, job_dir, eval_set is not None, None if cut_after else max_length,
-                      {**fast, **trl_kwargs}, bf16, fp16)
+    plan = evaluation_plan(config, eval_set is not None)
+    args = trl_config(config, job_dir, plan, None if cut_after else max_length, {**fast, **trl_kwargs}, bf16, fp16)
     peft_config = None
     if config.use_lora:
         peft_config = LoraConfig(r=config.lora_r, lora_alpha=config.lora_alpha, lora_dropout=config.lora_dropout,
@@ -239,8 +241,9 @@ def run(config: SFTConfig, job_dir: Path, data_root: Path, cache_dir: Path, repo
     if not torch.cuda.is_available():
         narrow_lm_head_tiles()
     callback = ReportCallback(reporter)
+    watchers = evaluation.Watchers(config, plan, tokenizer, shape.get("prompt_style", "plain"), eval_set, reporter)
     trainer = SFTTrainer(model=model, args=args, train_dataset=train_set, eval_dataset=eval_set,
-                         processing_class=tokenizer, peft_config=peft_config, callbacks=[callback])
+                         processing_class=tokenizer, peft_config=peft_config, callbacks=[callback, *watchers.all()])
     if cut_after:
         trainer.train_dataset = truncate_rows(trainer.train_dataset, max_length)
         if trainer.eval_dataset is not None:
@@ -255,6 +258,12 @@ def run(config: SFTConfig, job_dir: Path, data_root: Path, cache_dir: Path, repo
     trainer.save_model(str(model_dir))
     if trainer.is_world_process_zero():
         tokenizer.save_pretrained(str(model_dir))
+    evaluated = watchers.report(plan.keep_best and trainer.state.best_model_checkpoint is not None,
+                                (trainer.state.global_step, trainer.state.max_steps))
+    if config.eval_max_rows and eval_set is not None and not stopped and trainer.is_world_process_zero():
+        reporter.phase("scoring")
+        evaluated["score"] = evaluation.final_score(trainer.model, tokenizer, eval_set, config, data_root, cache_dir)
+        print(f"[sft-ui] score: {evaluated['score']['summary']}", flush=True)
     return {
         "output_dir": str(model_dir),
         "saved": "lora_adapter" if config.use_lora else "full_model",
@@ -267,19 +276,32 @@ def run(config: SFTConfig, job_dir: Path, data_root: Path, cache_dir: Path, repo
         "stopped_early": stopped,
         "num_processes": trainer.args.world_size,
         **({"notes": notes} if notes else {}),
+        **evaluated,  # eval_loss, perplexity, best, early_stop, score, samples, evaluations and their cost
         # dataset_format and prompt_style (how the playground writes prompts for this model), columns and
         # column_map, rows (read, used, dropped, truncated), tokens and warnings
         **shape,
     }
 
 
-def trl_config(config: SFTConfig, job_dir: Path, evaluate: bool, max_length: int | None, extra: dict[str, Any],
-               bf16: bool, fp16: bool) -> Any:
+def evaluation_plan(config: SFTConfig, evaluate: bool) -> evaluation.Plan:
+    """When to evaluate and save, and whether the best checkpoint becomes the job's model."""
+    every: int | float = config.eval_steps or 0.1  # a float below 1 is a fraction of the steps: ten evaluations
+    keep = evaluate and (config.keep_best_model or config.early_stopping_patience > 0)
+    return evaluation.Plan(evaluate, every, keep, config.metric_for_best)
+
+
+def trl_config(config: SFTConfig, job_dir: Path, plan: evaluation.Plan, max_length: int | None,
+               extra: dict[str, Any], bf16: bool, fp16: bool) -> Any:
     """TRL's own SFTConfig for `config` (`max_length` None: TRL must not cut; padding-free rows are cut after
     tokenizing, since TRL refuses max_length with padding_free but no packing). `extra`: fast paths, data kwargs."""
     import trl
 
     distributed = int(os.environ.get("WORLD_SIZE", "1")) > 1
+    # transformers keeps the best checkpoint only among saved ones, so keeping it saves at every evaluation.
+    saving: dict[str, Any] = {"save_strategy": "steps" if config.save_steps else "no",
+                              "save_steps": config.save_steps or 500}
+    if plan.keep_best:
+        saving = {"save_strategy": "steps", "save_steps": plan.every, "load_best_model_at_end": True}
     return trl.SFTConfig(
         output_dir=str(job_dir / jobdir.CHECKPOINTS),
         max_steps=config.max_steps or -1,
@@ -293,11 +315,12 @@ def trl_config(config: SFTConfig, job_dir: Path, evaluate: bool, max_length: int
         weight_decay=config.weight_decay,
         seed=config.seed,
         logging_steps=config.logging_steps,
-        save_strategy="steps" if config.save_steps else "no",
-        save_steps=config.save_steps or 500,
         save_total_limit=3,
-        eval_strategy="steps" if evaluate else "no",
-        eval_steps=0.1 if evaluate else None,  # ten evaluations per run
+        eval_strategy="steps" if plan.evaluate else "no",
+        eval_steps=plan.every if plan.evaluate else None,
+        metric_for_best_model=plan.metric if plan.evaluate else None,
+        greater_is_better=plan.metric != "eval_loss" if plan.evaluate else None,
+        **saving,
         max_length=max_length,
         packing=config.packing,
         padding_free=config.padding_free,

@@ -17,6 +17,7 @@ README = (ROOT / "README.md").read_text(encoding="utf-8")
 ENDPOINTS = {
     "/api/sft/train": {"post"}, "/api/sft/jobs": {"get"}, "/api/sft/jobs/{job_id}": {"get", "delete"},
     "/api/sft/jobs/{job_id}/stop": {"post"}, "/api/sft/jobs/{job_id}/metrics": {"get"},
+    "/api/sft/jobs/{job_id}/samples": {"get"},
     "/api/sft/jobs/{job_id}/log": {"get"}, "/api/sft/configs": {"get", "post"},
     "/api/sft/configs/{config_id}": {"get", "delete"}, "/api/sft/health": {"get"},
     "/api/sft/jobs/{job_id}/resume": {"post"}, "/api/sft/jobs/{job_id}/generate": {"post"},

@@ -10,7 +10,7 @@ import threading
 import time
 from collections.abc import Callable, Iterable
 from pathlib import Path
-from typing import Any
+from typing import TYPE_CHECKING, Any
 
 from sft_ui import jobdir, recovery, settings, supervisor
 from sft_ui.config import MAX_NAME_LENGTH, SFTConfig, check_text, parse_config, whole_number
@@ -19,6 +19,9 @@ from sft_ui.model_library import ModelLibrary
 from sft_ui.spare import Spare
 from sft_ui.status import ACTIVE, STATUSES, JobStatus, Progress, iso_time
 from sft_ui.store import Store, StoreWriteError, new_id
+
+if TYPE_CHECKING:
+    from sft_ui.sweeps import Sweeps
 
 log = logging.getLogger(__name__)
 
@@ -95,6 +98,13 @@ class JobManager:
         return self._models
 
     @property
+    def sweeps(self) -> Sweeps:
+        """Sweeps of this data dir: one job per point of a grid or of random draws (sft_ui.sweeps)."""
+        from sft_ui.sweeps import Sweeps
+
+        return Sweeps(self, self.store, self._lock)
+
+    @property
     def database_path(self) -> Path:
         """The database's snapshot file (its journal lies beside it)."""
         return self.store.path
@@ -117,8 +127,8 @@ class JobManager:
         self._schedule()
 
     # --- jobs ---
-    def create_job(self, config: SFTConfig | dict[str, Any]) -> str:
-        """Validate `config`, record a pending job and make its directory; returns the job id."""
+    def create_job(self, config: SFTConfig | dict[str, Any], extra: dict[str, Any] | None = None) -> str:
+        """Validate `config`, record a pending job (with `extra`'s fields) and make its directory; returns its id."""
         from sft_ui import data  # light: the path rules and a look at the first rows
         from sft_ui.data import peek
 
@@ -139,7 +149,7 @@ class JobManager:
                 raise StoreWriteError(exc.errno, exc.strerror) from None
             try:
                 self.store.insert_job({
-                    "job_id": job_id, "name": cfg.display_name, "status": JobStatus.PENDING,
+                    **(extra or {}), "job_id": job_id, "name": cfg.display_name, "status": JobStatus.PENDING,
                     "created_at": iso_time(), "started_at": None, "finished_at": None, "queued_at": None,
                     "config": dumped, "job_dir": str(job_dir),
                     "progress": Progress(total_steps=cfg.max_steps).as_dict(),

@@ -68,6 +68,16 @@ def max_queued_jobs() -> int:
     return max(1, int(os.environ.get("SFT_UI_MAX_QUEUED_JOBS", "100")))
 
 
+def max_sweep_jobs() -> int:
+    """How many jobs one sweep may create (`SFT_UI_MAX_SWEEP_JOBS`, default 32)."""
+    return max(1, int(os.environ.get("SFT_UI_MAX_SWEEP_JOBS", "32")))
+
+
+def gpu_per_job() -> bool:
+    """Give each job's worker GPUs of its own through CUDA_VISIBLE_DEVICES (`SFT_UI_GPU_PER_JOB`, default off)."""
+    return os.environ.get("SFT_UI_GPU_PER_JOB", "0").strip().lower() in ("1", "true", "yes", "on")
+
+
 def max_configs() -> int:
     """How many configs may be saved (`SFT_UI_MAX_CONFIGS`, default 1000); replacing one by name always works."""
     return max(1, int(os.environ.get("SFT_UI_MAX_CONFIGS", "1000")))

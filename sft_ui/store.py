@@ -1,4 +1,4 @@
-"""TinyDB persistence for job records and saved configs: one lock; a write reaches the disk or changes nothing."""
+"""TinyDB persistence for jobs, saved configs and sweeps: one lock; a write reaches the disk or changes nothing."""
 
 from __future__ import annotations
 
@@ -66,6 +66,8 @@ class Store:
         for key, doc in self._raw("jobs").items():
             self._doc_ids[doc["job_id"]] = key
             self._statuses[doc.get("status")] += 1
+        self._sweeps = self._db.table("sweeps")
+        self._sweep_keys = {doc["sweep_id"]: key for key, doc in self._raw("sweeps").items()}
 
     def _raw(self, table: str) -> dict[str, Any]:
         """The table's documents as stored, {doc id: document}, in insertion order: read them, never change them."""
@@ -182,6 +184,23 @@ class Store:
                 return False
             self._configs.remove(doc_ids=[int(key)])
             return True
+
+    # --- sweeps (a record each, written once) ---
+    def insert_sweep(self, record: dict[str, Any]) -> None:
+        """Store a sweep's record: its id, name, config, what it varies and its job ids."""
+        with self._lock:
+            doc_id = self._sweeps.insert(record)
+            self._sweep_keys[record["sweep_id"]] = str(doc_id)
+
+    def get_sweep(self, sweep_id: str) -> dict[str, Any] | None:
+        with self._lock:
+            key = self._sweep_keys.get(sweep_id) if isinstance(sweep_id, str) else None
+            return _copy(self._raw("sweeps")[key]) if key is not None else None
+
+    def list_sweeps(self) -> list[dict[str, Any]]:
+        """Sweep records, newest first."""
+        with self._lock:
+            return [_copy(doc) for doc in reversed(self._raw("sweeps").values())]
 
     def close(self) -> None:
         with self._lock:

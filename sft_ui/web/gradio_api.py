@@ -19,6 +19,7 @@ from sft_ui.store import StoreWriteError
 API_NAMES = ("train", "list_jobs", "get_job", "stop_job", "get_metrics", "get_samples", "save_config", "list_configs",
              "get_config", "generate", "resume_job", "upload_dataset", "list_datasets", "preview_dataset",
              "delete_dataset", "import_model", "list_models", "get_model", "delete_model")
+API_NAMES += ("create_sweep", "list_sweeps", "get_sweep", "stop_sweep")  # _add_sweep_api
 
 
 def explain(exc: Exception) -> str:
@@ -89,6 +90,7 @@ def add_api(manager: JobManager, playground: Playground) -> None:
     _add_artifact_api(manager, playground, call)
     _add_dataset_api(manager, call)
     _add_model_api(manager, call)
+    _add_sweep_api(manager, call)
 
 
 def _add_artifact_api(manager: JobManager, playground: Playground, call: Callable[..., Any]) -> None:
@@ -170,6 +172,32 @@ def _add_model_api(manager: JobManager, call: Callable[..., Any]) -> None:
         return {"message": f"Model {name} deleted"}
 
     for fn in (import_model, list_models, get_model, delete_model):
+        gr.api(fn, api_name=fn.__name__)
+
+
+def _add_sweep_api(manager: JobManager, call: Callable[..., Any]) -> None:
+    """Sweeps' endpoints, the same JSON as REST /sweeps: create_sweep, list_sweeps, get_sweep, stop_sweep."""
+
+    def create_sweep(sweep: dict) -> dict:
+        """One queued job per point of {"config", "grid": {field: [values]}} or {"config", "random": {field:
+        [low, high]}, "trials", "seed"}; every point is checked first: the sweep with its jobs, ranked."""
+        return call(lambda: manager.sweeps.create(sweep))
+
+    def list_sweeps() -> dict:
+        """Sweeps, newest first: {sweeps: [{sweep_id, name, fields, metric, job_ids, counts}]}."""
+        return {"sweeps": call(lambda: manager.sweeps.list())}
+
+    def get_sweep(sweep_id: str) -> dict:
+        """A sweep's jobs ranked by its metric (eval loss ascending), the best marked: {..., jobs, best_job_id}."""
+        return call(lambda: manager.sweeps.get(call(check_text, sweep_id, "sweep_id")))
+
+    def stop_sweep(sweep_id: str) -> dict:
+        """Stop every pending or running job of the sweep: {message, sweep_id, stopped}."""
+        stopped = call(lambda: manager.sweeps.stop(call(check_text, sweep_id, "sweep_id")))
+        return {"message": f"Sweep {sweep_id}: {stopped} job{'s' if stopped != 1 else ''} stopped",
+                "sweep_id": sweep_id, "stopped": stopped}
+
+    for fn in (create_sweep, list_sweeps, get_sweep, stop_sweep):
         gr.api(fn, api_name=fn.__name__)
 
 

@@ -14,7 +14,7 @@ import sys
 import threading
 from pathlib import Path
 
-from sft_ui import jobdir
+from sft_ui import gpus, jobdir
 
 
 class Spare:
@@ -33,6 +33,8 @@ class Spare:
         """Start a spare unless one is waiting (or the manager shut down)."""
         with self._lock:
             if self._closed or (self._process is not None and self._process.poll() is None):
+                return
+            if gpus.pool() is not None:  # each job gets GPUs of its own, which a started worker cannot change
                 return
             self._ready = False
             self._process = subprocess.Popen(

@@ -12,7 +12,7 @@ import time
 from pathlib import Path
 from typing import Any
 
-from sft_ui import jobdir, pids, settings
+from sft_ui import gpus, jobdir, pids, settings
 from sft_ui.status import JobStatus
 
 log = logging.getLogger(__name__)
@@ -34,6 +34,12 @@ class Run:
 
     def follow(self) -> dict[str, Any]:
         """Read the worker's status file until it exits, honouring stop; its outcome (status, error, result)."""
+        try:
+            return self._follow()
+        finally:
+            gpus.release(self.job_dir)  # the worker has exited: its GPUs are free for the next job
+
+    def _follow(self) -> dict[str, Any]:
         assert self.process is not None
         status_file = self.job_dir / jobdir.STATUS
         last_mtime = 0.0
@@ -80,13 +86,24 @@ class Run:
 
 
 def start_worker(job_dir: Path, data_dir: Path, cache_dir: Path) -> subprocess.Popen[bytes]:
-    """`python -m sft_ui.worker JOB_DIR` in a session of its own (one signal reaches all it starts), logging."""
-    with open(job_dir / jobdir.LOG, "ab") as log_file:
-        return subprocess.Popen(
-            [sys.executable, *jobdir.worker_args(job_dir, data_dir, cache_dir), "--server-pid", str(os.getpid())],
-            stdout=log_file, stderr=subprocess.STDOUT, stdin=subprocess.DEVNULL,
-            start_new_session=True, env=worker_env(), cwd=str(job_dir),
-        )
+    """`python -m sft_ui.worker JOB_DIR` in a session of its own (one signal reaches all it starts), logging; with
+    SFT_UI_GPU_PER_JOB, on GPUs of its own (given back when Run.follow sees it end)."""
+    env = worker_env()
+    devices = gpus.assign(job_dir)
+    try:
+        with open(job_dir / jobdir.LOG, "ab") as log_file:
+            if devices is not None:
+                env["CUDA_VISIBLE_DEVICES"] = devices
+                log_file.write(f"[sft-ui] GPU per job: CUDA_VISIBLE_DEVICES={devices}\n".encode())
+                log_file.flush()
+            return subprocess.Popen(
+                [sys.executable, *jobdir.worker_args(job_dir, data_dir, cache_dir), "--server-pid", str(os.getpid())],
+                stdout=log_file, stderr=subprocess.STDOUT, stdin=subprocess.DEVNULL,
+                start_new_session=True, env=env, cwd=str(job_dir),
+            )
+    except BaseException:
+        gpus.release(job_dir)
+        raise
 
 
 def worker_env() -> dict[str, str]:

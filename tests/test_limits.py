@@ -15,7 +15,7 @@ from tests.helpers import error
 
 ROOT = Path(__file__).resolve().parents[1]
 SETTINGS = ["SFT_UI_MAX_STEPS", "SFT_UI_MAX_BATCH_SIZE", "SFT_UI_MAX_SEQ_LENGTH", "SFT_UI_MAX_LORA_R",
-            "SFT_UI_MAX_NAME_LENGTH", "SFT_UI_MAX_CONFIGS", "SFT_UI_MAX_QUEUED_JOBS"]
+            "SFT_UI_MAX_NAME_LENGTH", "SFT_UI_MAX_CONFIGS", "SFT_UI_MAX_QUEUED_JOBS", "SFT_UI_MAX_SWEEP_JOBS"]
 
 
 @pytest.fixture

@@ -27,6 +27,8 @@ ENDPOINTS = {
     "/api/sft/datasets/{name}/preview": {"get"},
     "/api/sft/models": {"get", "post"}, "/api/sft/models/{name}": {"get", "delete"},
     "/api/sft/resources": {"get"}, "/api/sft/playground/release": {"post"},
+    "/api/sft/sweeps": {"get", "post"}, "/api/sft/sweeps/{sweep_id}": {"get"},
+    "/api/sft/sweeps/{sweep_id}/stop": {"post"},
 }
 
 

@@ -78,8 +78,8 @@ class Sweeps:
             counts: dict[str, int] = {}
             for job_id in record["job_ids"]:
                 job = self._store.get_job(job_id)
-                if job is not None:
-                    counts[job["status"]] = counts.get(job["status"], 0) + 1
+                if job is not None:  # plain str keys: Gradio's JSON encoder refuses an enum as a key
+                    counts[str(job["status"])] = counts.get(str(job["status"]), 0) + 1
             summaries.append({key: record.get(key) for key in ("sweep_id", "name", "created_at", "mode", "fields",
                                                                 "metric", "job_ids")} | {"counts": counts})
         return summaries
@@ -138,7 +138,7 @@ class Sweeps:
             best_eval = best_eval or best_point(points, metric)
             final_loss = final_loss if final_loss is not None else last_loss(points)
         score = result.get("score")
-        return {"job_id": job["job_id"], "name": job["name"], "status": job["status"], "point": point,
+        return {"job_id": job["job_id"], "name": job["name"], "status": str(job["status"]), "point": point,
                 "step": job["progress"].get("step"), "total_steps": job["progress"].get("total_steps"),
                 "final_loss": final_loss, "best_eval": best_eval, "eval_loss": result.get("eval_loss"),
                 "score": {key: score[key] for key in SCORE_KEYS if key in score} if isinstance(score, dict) else None,

@@ -181,6 +181,7 @@ def test_a_sweep_queues_its_jobs_in_point_order_and_records_them(client: TestCli
     assert [row["rank"] for row in view["jobs"]] == [1, 2, 3, 4] and view["best_job_id"] is None
     listed = client.get("/api/sft/sweeps").json()["sweeps"]
     assert [(s["sweep_id"], s["counts"]) for s in listed] == [(view["sweep_id"], {"pending": 4})]
+    assert [type(key) for key in quiet.sweeps.list()[0]["counts"]] == [str]  # not JobStatus: Gradio's JSON
     assert client.get(f"/api/sft/sweeps/{view['sweep_id']}").json() == view
 
 

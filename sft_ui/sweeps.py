@@ -3,6 +3,7 @@
 from __future__ import annotations
 
 import logging
+import math
 import shutil
 import threading
 import time
@@ -152,7 +153,7 @@ def lower_is_better(metric: str) -> bool:
 
 def best_point(points: list[dict[str, Any]], metric: str) -> dict[str, Any] | None:
     """{"value", "step"} of the best evaluation among a job's logged points (the first when tied), or None."""
-    found = [(p[metric], p.get("step")) for p in points if isinstance(p.get(metric), int | float)]
+    found = [(p[metric], p.get("step")) for p in points if _finite(p.get(metric))]
     if not found:
         return None
     value, step = (min if lower_is_better(metric) else max)(found, key=lambda pair: pair[0])
@@ -161,7 +162,12 @@ def best_point(points: list[dict[str, Any]], metric: str) -> dict[str, Any] | No
 
 def last_loss(points: list[dict[str, Any]]) -> float | None:
     """The last training loss among a job's logged points."""
-    return next((p["loss"] for p in reversed(points) if isinstance(p.get("loss"), int | float)), None)
+    return next((p["loss"] for p in reversed(points) if _finite(p.get("loss"))), None)
+
+
+def _finite(value: Any) -> bool:
+    """A number a ranking can use (a diverged run logs nan or inf)."""
+    return isinstance(value, int | float) and not isinstance(value, bool) and math.isfinite(value)
 
 
 def rank(rows: list[dict[str, Any]], metric: str) -> None:

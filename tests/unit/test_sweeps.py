@@ -247,6 +247,8 @@ def test_the_best_eval_point_of_a_running_job() -> None:
     assert best_point(points, "eval_loss") == {"value": 3.5, "step": 2}  # the first of equals
     assert best_point(points, "eval_mean_token_accuracy") == {"value": 0.2, "step": 1}
     assert best_point([{"step": 1, "loss": 5.0}], "eval_loss") is None
+    assert best_point([{"step": 1, "eval_loss": float("nan")}, {"step": 2, "eval_loss": 9.0}], "eval_loss") == {
+        "value": 9.0, "step": 2}  # a diverged evaluation ranks nothing
 
 
 # --- one GPU per job ---

@@ -170,8 +170,8 @@ class SFTConfig(BaseModel):
     )
     eval_dataset: str = Field(
         "", max_length=MAX_NAME_LENGTH,
-        description="A second data set to evaluate on (named like dataset_name); empty: eval_split, else the "
-        "built-in data set's own test split.", json_schema_extra={"group": "Evaluation"},
+        description="A second data set to evaluate on, named like dataset_name (empty: eval_split).",
+        json_schema_extra={"group": "Evaluation"},
     )
     eval_dataset_split: str = Field(
         "test", min_length=1, max_length=100, description="Split of eval_dataset (hub and built-in data sets).",
@@ -198,8 +198,9 @@ class SFTConfig(BaseModel):
         json_schema_extra={"group": "Evaluation"},
     )
     eval_max_rows: int = Field(
-        100, ge=0, le=10_000, description="Held-out rows whose greedy answers are scored at the end, tuned against "
-        "base, by exact match and token F1 (0: no score).", json_schema_extra={"group": "Evaluation"},
+        100, ge=0, le=10_000, description="Held-out rows (the eval set, or the built-in data's test split) whose "
+        "greedy answers are scored at the end, tuned against base, by exact match and token F1 (0: no score).",
+        json_schema_extra={"group": "Evaluation"},
     )
     sample_prompts: list[str] = Field(
         default_factory=list, max_length=MAX_SAMPLE_PROMPTS,
@@ -371,11 +372,14 @@ class SFTConfig(BaseModel):
             raise ValueError(f"save_steps ({self.save_steps}) is larger than max_steps ({self.max_steps})")
         if self.eval_split > 0 and self.eval_dataset.strip():
             raise ValueError("eval_split and eval_dataset: choose one source of held-out rows (set eval_split to 0)")
-        needs = [name for name, on in (("early_stopping_patience", self.early_stopping_patience > 0),
-                                        ("keep_best_model", self.keep_best_model),
-                                        ("sample_prompts", self.sample_prompts == [AUTO_SAMPLES])) if on]
-        if needs and not self.has_held_out:
-            raise ValueError(f"{needs[0]}: needs held-out rows: set eval_split above 0 or name an eval_dataset")
+        evaluates = self.eval_split > 0 or bool(self.eval_dataset.strip())
+        for name, on in (("early_stopping_patience", self.early_stopping_patience > 0),
+                         ("keep_best_model", self.keep_best_model)):
+            if on and not evaluates:
+                raise ValueError(f"{name}: needs evaluations: set eval_split above 0 or name an eval_dataset")
+        if self.sample_prompts == [AUTO_SAMPLES] and not self.has_held_out:
+            raise ValueError('sample_prompts: "auto" needs held-out rows: set eval_split above 0 or name an '
+                             "eval_dataset (or type the prompts)")
         for field in ("eval_steps", "sample_steps"):
             steps = getattr(self, field)
             if steps and self.max_steps is not None and steps > self.max_steps:

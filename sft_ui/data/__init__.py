@@ -4,7 +4,15 @@ Importing this package stays light (no datasets, transformers or torch): the ser
 """
 
 from sft_ui.data.accounting import describe
-from sft_ui.data.formats import FORMAT_COLUMNS, convert, detect_format, prepare, prompt_style
+from sft_ui.data.formats import (
+    FORMAT_COLUMNS,
+    builtin_held_out,
+    convert,
+    detect_format,
+    held_out_rows,
+    prepare,
+    prompt_style,
+)
 from sft_ui.data.preview import preview
 from sft_ui.data.sources import (
     LOCAL_SUFFIXES,
@@ -18,7 +26,8 @@ from sft_ui.data.sources import (
 from sft_ui.data.templates import PLAIN_CHAT_TEMPLATE, ensure_chat_template, has_generation
 
 __all__ = [
-    "FORMAT_COLUMNS", "LOCAL_SUFFIXES", "PLAIN_CHAT_TEMPLATE", "DataError", "check_paths", "convert", "describe",
-    "detect_format", "ensure_chat_template", "has_generation", "load_model", "load_source", "load_tokenizer",
+    "FORMAT_COLUMNS", "LOCAL_SUFFIXES", "PLAIN_CHAT_TEMPLATE", "DataError", "builtin_held_out", "check_paths",
+    "convert", "describe", "detect_format", "ensure_chat_template", "has_generation", "held_out_rows", "load_model",
+    "load_source", "load_tokenizer",
     "prepare", "preview", "prompt_style", "resolve_model_path",
 ]

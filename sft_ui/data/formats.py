@@ -243,11 +243,11 @@ def prepare(config: SFTConfig, data_root: Path, tokenizer: Any, info: dict[str, 
         train = cache.on_disk(train, cache_dir / "datasets")
     if info is not None:
         info.update(details)
-    held_out = eval_source(config)
-    if held_out is not None:
-        evals, eval_details = _held_out(config, held_out, data_root, tokenizer)
+    if config.eval_dataset.strip():
+        evals, eval_details = held_out_rows(config, (config.eval_dataset.strip(), config.eval_dataset_split),
+                                            data_root, tokenizer)
         if info is not None:
-            info.update(eval_source=f"{held_out[0]} ({held_out[1]})", eval_rows=eval_details["rows"])
+            info.update(eval_rows=eval_details["rows"])
         return train, evals, kwargs
     if config.eval_split <= 0:
         return train, None, kwargs
@@ -273,20 +273,18 @@ def _measured(config: SFTConfig, data_root: Path, tokenizer: Any,
     return rows, kwargs
 
 
-def eval_source(config: SFTConfig) -> tuple[str, str] | None:
-    """(data set, split) held out for evaluation: eval_dataset, else (with eval_split 0) the built-in data set's
-    other split; None when the held-out rows come from eval_split or there are none."""
+def builtin_held_out(config: SFTConfig) -> tuple[str, str] | None:
+    """(data set, split) of the built-in data set's other split, held out from training on it; else None.
+
+    A job without an eval set still gets its final score from these rows (not periodic evaluations)."""
     from sft_ui.builtin import SPLITS, is_builtin
 
-    if config.eval_dataset.strip():
-        return config.eval_dataset.strip(), config.eval_dataset_split
-    if config.eval_split > 0 or not is_builtin(config.dataset_name.strip()):
-        return None
+    name = config.dataset_name.strip()
     others = [split for split in SPLITS if split != config.dataset_split]
-    return (config.dataset_name.strip(), others[0]) if config.dataset_split in SPLITS and others else None
+    return (name, others[0]) if is_builtin(name) and config.dataset_split in SPLITS and others else None
 
 
-def _held_out(config: SFTConfig, source: tuple[str, str], data_root: Path,
+def held_out_rows(config: SFTConfig, source: tuple[str, str], data_root: Path,
               tokenizer: Any) -> tuple[Dataset, dict[str, Any]]:
     """The rows of an evaluation data set, converted like the training rows; errors name the eval_dataset fields."""
     held = config.model_copy(update={"dataset_name": source[0], "dataset_split": source[1], "max_samples": None})

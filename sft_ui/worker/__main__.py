@@ -73,7 +73,8 @@ class StatusReporter:
     def log_metrics(self, point: dict[str, Any]) -> None:
         self._metrics.write(json.dumps(point) + "\n")
         self._metrics.flush()
-        self.status["metrics"] = point
+        # Training and eval points alternate: the record keeps the last of each (loss beside eval_loss).
+        self.status["metrics"] = {**self.status["metrics"], **point}
         self._flush()
 
     def write_samples(self, lines: list[dict[str, Any]]) -> None:

@@ -13,7 +13,7 @@ import torch
 from transformers import TrainerCallback
 
 from sft_ui import data, jobdir
-from sft_ui.config import SFTConfig
+from sft_ui.config import AUTO_SAMPLES, SFTConfig
 from sft_ui.worker import evaluation
 
 # LoRA targets per architecture; anything else gets PEFT's "all-linear".
@@ -241,7 +241,8 @@ def run(config: SFTConfig, job_dir: Path, data_root: Path, cache_dir: Path, repo
     if not torch.cuda.is_available():
         narrow_lm_head_tiles()
     callback = ReportCallback(reporter)
-    watchers = evaluation.Watchers(config, plan, tokenizer, shape.get("prompt_style", "plain"), eval_set, reporter)
+    held_out = eval_set if eval_set is not None else builtin_held_out(counted, data_root, tokenizer)
+    watchers = evaluation.Watchers(config, plan, tokenizer, shape.get("prompt_style", "plain"), held_out, reporter)
     trainer = SFTTrainer(model=model, args=args, train_dataset=train_set, eval_dataset=eval_set,
                          processing_class=tokenizer, peft_config=peft_config, callbacks=[callback, *watchers.all()])
     if cut_after:
@@ -260,9 +261,9 @@ def run(config: SFTConfig, job_dir: Path, data_root: Path, cache_dir: Path, repo
         tokenizer.save_pretrained(str(model_dir))
     evaluated = watchers.report(plan.keep_best and trainer.state.best_model_checkpoint is not None,
                                 (trainer.state.global_step, trainer.state.max_steps))
-    if config.eval_max_rows and eval_set is not None and not stopped and trainer.is_world_process_zero():
+    if config.eval_max_rows and held_out is not None and not stopped and trainer.is_world_process_zero():
         reporter.phase("scoring")
-        evaluated["score"] = evaluation.final_score(trainer.model, tokenizer, eval_set, config, data_root, cache_dir)
+        evaluated["score"] = evaluation.final_score(trainer.model, tokenizer, held_out, config, data_root, cache_dir)
         print(f"[sft-ui] score: {evaluated['score']['summary']}", flush=True)
     return {
         "output_dir": str(model_dir),
@@ -281,6 +282,14 @@ def run(config: SFTConfig, job_dir: Path, data_root: Path, cache_dir: Path, repo
         # column_map, rows (read, used, dropped, truncated), tokens and warnings
         **shape,
     }
+
+
+def builtin_held_out(config: SFTConfig, data_root: Path, tokenizer: Any) -> Any:
+    """The built-in data set's other split, converted, when training on it without an eval set (for the score
+    and "auto" sample prompts); else None."""
+    source = data.builtin_held_out(config)
+    wanted = config.eval_max_rows > 0 or config.sample_prompts == [AUTO_SAMPLES]
+    return data.held_out_rows(config, source, data_root, tokenizer)[0] if source is not None and wanted else None
 
 
 def evaluation_plan(config: SFTConfig, evaluate: bool) -> evaluation.Plan:

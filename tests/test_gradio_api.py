@@ -194,3 +194,14 @@ def test_the_model_library_through_gradio_client(served: tuple[Client, JobManage
         gradio.predict("", "", "auto", "", api_name="/import_model")  # every parameter sent, the file empty
     assert gradio.predict("by-hand", api_name="/delete_model") == {"message": "Model by-hand deleted"}
     assert "by-hand" not in {entry["name"] for entry in gradio.predict(api_name="/list_models")["models"]}
+
+
+def test_get_samples_returns_the_answers_the_worker_wrote(served: tuple[Client, JobManager]) -> None:
+    gradio, manager = served
+    config = {"max_steps": 4, "sample_prompts": ["Say the last word."], "sample_steps": 2, "eval_max_rows": 0}
+    job_id = gradio.predict(config, api_name="/train")["job_id"]
+    wait_for(gradio, job_id, ("completed",))
+    samples = gradio.predict(job_id, None, api_name="/get_samples")["samples"]
+    assert [s["step"] for s in samples] == [0, 2, 4]
+    assert samples == manager.get_samples(job_id)
+    assert gradio.predict(job_id, 2, api_name="/get_samples")["samples"] == samples[2:]

@@ -91,12 +91,12 @@ def test_metrics_buffer_reads_incrementally_without_losing_or_repeating_points()
     assert buf.add([p for p in [*points[:3], eval_point, *points[3:]] if p["step"] > buf.since()])
     assert not buf.add([p for p in [*points[:3], eval_point, *points[3:]] if p["step"] > buf.since()])
     assert [p[0] for p in buf.loss if p[2] == "train"] == [1, 2, 3, 4, 5]
-    assert [p[:2] for p in buf.loss if p[2] == "eval"] == [(3, 0.9)]
+    assert [p[:2] for p in buf.loss if p[2] == "eval loss"] == [(3, 0.9)]
     frame = buf.loss_frame()
     assert list(frame.columns) == ["step", "elapsed", "loss", "series"]
     assert frame["loss"].notna().sum() == 6
     assert set(frame["series"]) == set(views.LOSS_SERIES)  # a NaN row per series keeps the plot's colors stable
-    assert buf.legend() == ["train", "eval"]  # but only the series with points are in the legend
+    assert buf.legend() == ["train", "eval loss"]  # but only the series with points are in the legend
     assert views.MetricsBuffer("k").legend() == ["train"]
 
 
@@ -108,7 +108,7 @@ def test_metrics_buffer_after_a_thinned_first_read_misses_no_point_at_the_last_s
     later = [*history, {"step": 3001, "loss": 0.1}]
     assert buf.add([p for p in later if p["step"] > buf.since()])
     tail = sorted(p for p in buf.loss if p[0] >= 3000)
-    assert tail == [(3000, 1 / 3000, "train"), (3000, 0.5, "eval"), (3001, 0.1, "train")]
+    assert tail == [(3000, 1 / 3000, "train"), (3000, 0.5, "eval loss"), (3001, 0.1, "train")]
     assert not buf.add([p for p in later if p["step"] > buf.since()])
 
 

@@ -1,5 +1,5 @@
-"""The Jobs tab: the jobs table (cards on a phone), the selected job's panel (link, progress, actions, failure,
-plots, metrics, log), and the wiring that keeps them current."""
+"""The Jobs tab: the jobs table (cards on a phone), the selected job's panel (link, progress, evaluation, actions,
+failure, plots, metrics, log, sample answers), and the wiring that keeps them current."""
 
 from dataclasses import dataclass
 from typing import Any
@@ -85,6 +85,7 @@ def build(manager: JobManager, timer: gr.Timer) -> JobsTab:
                                   elem_id="job-link")
                 progress = gr.HTML(elem_id="job-progress-box")
                 next_step = gr.HTML(elem_id="job-next-box")
+                evaluation = gr.HTML(visible=False, elem_id="job-eval-box")
                 error_box = gr.HTML(visible=False, elem_id="job-error")
                 message = gr.HTML(elem_id="job-msg")
                 actions = jobs_actions.build(manager, job_pick, message, metrics_buf)
@@ -107,9 +108,11 @@ def build(manager: JobManager, timer: gr.Timer) -> JobsTab:
                 result_box = gr.JSON(label="Result", visible=False, elem_id="job-result")
                 with gr.Accordion("Config", open=False):
                     config_box = gr.JSON(label="Config", elem_id="job-config")
+        samples = gr.HTML(visible=False, elem_id="job-samples-box")
     named = {"summary": summary, "progress": progress, "next_step": next_step, "error_box": error_box,
              "loss_plot": loss_plot, "lr_plot": lr_plot, "metrics": metrics, "log_box": log_box,
              "log_download": log_download, "result_box": result_box, "config_box": config_box,
+             "evaluation": evaluation, "samples": samples,
              **{name: getattr(actions, name) for name in jobs_actions.Actions.__dataclass_fields__}}
     panel = [named[name] for name in jobs_panel.PANEL] + [metrics_buf]
     part = JobsTab(status_filter, table, table_sig, cards, job_pick, link, message, actions, panel,

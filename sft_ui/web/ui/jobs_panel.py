@@ -13,7 +13,7 @@ from sft_ui.config import SFTConfig
 from sft_ui.escaping import escape
 from sft_ui.manager import JobManager, NotFoundError
 from sft_ui.status import ACTIVE
-from sft_ui.web.ui import job_detail, jobs_actions, views
+from sft_ui.web.ui import eval_views, job_detail, jobs_actions, views
 from sft_ui.web.ui.common import PICKER_JOBS
 
 EMPTY_PANEL = "Select a job to see its progress."
@@ -22,7 +22,7 @@ LOG_BYTES = 20_000  # the log tail read for the shown log and the failure's trac
 FIELDS = tuple(SFTConfig.model_fields)
 # The panel's outputs, in order (jobs.build makes the components; show_job fills them).
 PANEL = ("summary", "progress", "next_step", "error_box", *jobs_actions.Actions.__dataclass_fields__, "loss_plot",
-         "lr_plot", "metrics", "log_box", "log_download", "result_box", "config_box")
+         "lr_plot", "metrics", "log_box", "log_download", "result_box", "config_box", "evaluation", "samples")
 
 
 @dataclass
@@ -160,6 +160,7 @@ def show_job(manager: JobManager, job_id: str | None, record: dict[str, Any] | N
         log_download(record) if changed_status else gr.skip(),
         gr.JSON(job_detail.result_view(result), visible=bool(result)),
         record.get("config") if fresh else gr.skip(),
+        *evaluation_updates(manager, record, buf, read_samples=active or changed_status),
         buf,
     ]
 
@@ -168,7 +169,26 @@ def empty_panel(text: str, buf: views.MetricsBuffer) -> list[Any]:
     """The panel with no job: every action off, empty plots."""
     return [text, "", "", gr.HTML(visible=False), *jobs_actions.button_updates(jobs_actions.allowed(None)),
             buf.loss_frame(), views.plot_frame([], "learning_rate"), job_detail.metrics_table_html([]),
-            "", gr.DownloadButton(visible=False), gr.JSON(visible=False), None, buf]
+            "", gr.DownloadButton(visible=False), gr.JSON(visible=False), None, gr.HTML("", visible=False),
+            gr.HTML("", visible=False), buf]
+
+
+def evaluation_updates(manager: JobManager, record: dict[str, Any], buf: views.MetricsBuffer,
+                       read_samples: bool) -> list[Any]:
+    """The Evaluation block and the samples table, each only when what it shows changed; the sample answers are
+    read (only those after the last step read) while the job runs and once when it ends."""
+    samples = buf.samples
+    if read_samples:
+        samples.add(manager.get_samples(record["job_id"], since=samples.since()))
+    metric = (record.get("config") or {}).get("metric_for_best") or "eval_loss"
+    evals = [(q[0], q[1]) for q in buf.loss if q[2] == views.EVAL]
+    live = eval_views.live_eval_text(evals, evals if metric == "eval_loss" else buf.eval_accuracy, metric)
+    shown = {"evaluation": eval_views.evaluation_html(record.get("result"), live),
+             "samples": eval_views.samples_table_html(samples.lines(), total_steps=len(samples.steps))}
+    updates = [gr.skip() if samples.sent.get(key) == html else gr.HTML(html, visible=bool(html))
+               for key, html in shown.items()]
+    samples.sent = shown
+    return updates
 
 
 def phases_line(result: dict[str, Any] | None) -> str:

@@ -8,13 +8,15 @@ import pandas as pd
 from sft_ui import jobdir
 from sft_ui.escaping import escape
 from sft_ui.status import JobStatus
+from sft_ui.web.ui.eval_views import SamplesBuffer
 from sft_ui.web.ui.job_detail import ema
 
 MAX_PLOT_POINTS = 1000
 # Essentials first: what a person scans for; the model, data set and times are in the job's detail panel.
 TABLE_HEADERS = ["status", "step", "loss", "ETA", "name", "id"]
-LOSS_SERIES = ("train", "smoothed train", "eval")
-LOSS_COLORS = {"train": "#f97316", "smoothed train": "#9a3412", "eval": "#2563eb"}
+EVAL = "eval loss"  # the eval loss series' name, as the legend shows it
+LOSS_SERIES = ("train", "smoothed train", EVAL)
+LOSS_COLORS = {"train": "#f97316", "smoothed train": "#9a3412", EVAL: "#2563eb"}
 
 
 # --- jobs table ---
@@ -132,7 +134,9 @@ class MetricsBuffer:
 
     def __init__(self, job_id: str | None = None) -> None:
         self.job_id = job_id
-        self.loss: list[tuple[int, float, str]] = []  # (step, value, "train" | "eval")
+        self.loss: list[tuple[int, float, str]] = []  # (step, value, "train" | EVAL)
+        self.eval_accuracy: list[tuple[int, float]] = []  # (step, eval_mean_token_accuracy)
+        self.samples = SamplesBuffer()  # the sample answers read so far (jobs_panel reads them)
         self.lr: list[tuple[int, float]] = []
         self.elapsed: dict[int, float] = {}  # step -> seconds of training, summed over resumed runs
         self.recent: list[dict[str, Any]] = []  # the newest points as logged, for the metrics table
@@ -166,7 +170,9 @@ class MetricsBuffer:
             if isinstance(p.get("loss"), int | float):
                 self.loss.append((step, float(p["loss"]), "train"))
             if isinstance(p.get("eval_loss"), int | float):
-                self.loss.append((step, float(p["eval_loss"]), "eval"))
+                self.loss.append((step, float(p["eval_loss"]), EVAL))
+            if isinstance(p.get("eval_mean_token_accuracy"), int | float):
+                self.eval_accuracy.append((step, float(p["eval_mean_token_accuracy"])))
             if isinstance(p.get("learning_rate"), int | float):
                 self.lr.append((step, float(p["learning_rate"])))
             if isinstance(p.get("time"), int | float):
@@ -184,13 +190,13 @@ class MetricsBuffer:
         """The loss series that have points (an empty series gets no legend entry)."""
         kinds = {q[2] for q in self.loss}
         shown = ["train", "smoothed train"] if smoothing > 0 and "train" in kinds else ["train"]
-        return shown + (["eval"] if "eval" in kinds else [])
+        return shown + ([EVAL] if EVAL in kinds else [])
 
     def loss_frame(self, smoothing: float = 0.0) -> pd.DataFrame:
         """Loss against step and elapsed seconds (train, its EMA when `smoothing` > 0, eval), at most
         MAX_PLOT_POINTS per series."""
         train = [q for q in self.loss if q[2] == "train"]
-        series = {"train": train, "eval": [q for q in self.loss if q[2] == "eval"]}
+        series = {"train": train, EVAL: [q for q in self.loss if q[2] == EVAL]}
         if smoothing > 0:
             smooth = ema([q[1] for q in train], smoothing)
             series["smoothed train"] = [(q[0], v, "smoothed train") for q, v in zip(train, smooth, strict=True)]

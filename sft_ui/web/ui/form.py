@@ -24,6 +24,7 @@ _WORDS = {"lora": "LoRA", "lr": "LR", "seq": "sequence", "eval": "eval"}
 _LABELS = {"num_train_epochs": "Epochs", "lora_r": "LoRA rank", "dataset_name": "Data set", "tf32": "TF32",
            "use_liger_kernel": "Liger kernels", "num_processes": "Processes"}
 _INFO = {"max_steps": "Optimizer steps to train.", "num_train_epochs": "Passes over the data."}
+LINES = ("sample_prompts",)  # list fields typed one item per line (an item may hold commas)
 
 
 @dataclass(frozen=True)
@@ -31,7 +32,7 @@ class FieldSpec:
     """How one SFTConfig field appears in the form."""
 
     name: str
-    kind: str  # "text", "int", "float", "choice", "bool", "list", "json" (a dict, as JSON text)
+    kind: str  # "text", "int", "float", "choice", "bool", "list", "lines" (a list, one per line), "json" (a dict)
     label: str
     info: str
     default: Any
@@ -83,6 +84,8 @@ def field_spec(name: str, field: FieldInfo) -> FieldSpec:
         kind = base.__name__
         bounds = _bounds(field)
         info = f"{info} [{bounds}]" if bounds else info
+    elif typing.get_origin(base) is list and name in LINES:
+        kind, default = "lines", "\n".join(default)
     elif typing.get_origin(base) is list:
         kind, default = "list", ", ".join(default)
         info = f"{info} Comma-separated."
@@ -152,6 +155,8 @@ def form_to_config(specs: list[FieldSpec], values: list[Any]) -> dict[str, Any]:
             continue
         if spec.kind == "list":
             value = [part.strip() for part in str(value or "").replace("\n", ",").split(",") if part.strip()]
+        elif spec.kind == "lines":
+            value = [line.strip() for line in str(value or "").splitlines() if line.strip()]
         elif spec.kind == "json":
             value = str(value or "").strip() or "{}"  # SFTConfig parses the JSON text and names what is wrong
         elif isinstance(value, str) and (spec.kind == "text" or spec.optional):
@@ -193,6 +198,8 @@ def _form_value(spec: FieldSpec, value: Any) -> Any:
         return spec.default
     if spec.kind == "list":
         return ", ".join(value)
+    if spec.kind == "lines":
+        return "\n".join(value)
     if spec.kind == "json":
         return value if isinstance(value, str) else json.dumps(value, ensure_ascii=False)
     if spec.optional:

@@ -14,6 +14,7 @@ PICKERS = {
     "dataset_name": ("dataset_pick", "Uploaded files", "dataset-pick",
                      "Pick one to put its path in Data set; upload files in the Data tab."),
 }
+LINES_PLACEHOLDER = 'One prompt per line, or "auto" for the first held-out rows'
 # The essentials, row by row (form.ESSENTIALS holds the same names).
 ESSENTIAL_ROWS = (("base_model", "dataset_name"), ("dataset_format", "job_name"),
                   (form.TRAIN_FOR, "max_steps", "num_train_epochs", "learning_rate"), ("use_lora", "lora_r"))
@@ -63,6 +64,8 @@ def _field(spec: form.FieldSpec) -> Any:
         return gr.Checkbox(value=spec.default, **common)
     if spec.kind == "choice":
         return gr.Dropdown(list(spec.choices), value=spec.default, **common)
+    if spec.kind == "lines":
+        return gr.Textbox(value=spec.default, lines=3, max_lines=8, placeholder=LINES_PLACEHOLDER, **common)
     if spec.kind in ("int", "float") and not spec.optional:
         visible = spec.name != "num_train_epochs"  # shown when Train for is "epochs"
         return gr.Number(value=spec.default, step=form.number_step(spec), visible=visible, **common)

@@ -7,7 +7,7 @@ import gradio as gr
 from sft_ui.manager import JobManager, NotFoundError
 from sft_ui.playground import Playground
 from sft_ui.web.gradio_api import add_api
-from sft_ui.web.ui import compare, form, jobs, train, views
+from sft_ui.web.ui import compare, compare_sweeps, form, jobs, train, views
 from sft_ui.web.ui import data as data_tab
 from sft_ui.web.ui import models as models_tab
 from sft_ui.web.ui import playground as playground_tab
@@ -46,8 +46,9 @@ def build_ui(manager: JobManager, playground: Playground) -> gr.Blocks:
 
 def _wire_table(demo: gr.Blocks, manager: JobManager, timer: gr.Timer, tabs: gr.Tabs, train_part: train.TrainTab,
                 jobs_part: jobs.JobsTab, compare_part: compare.CompareTab) -> None:
-    """Start (Train -> Jobs), and the jobs table with both job pickers and the selected job: at page load (the
-    address's tab and job), on a filter change, on a pick, and on each tick when a job changed."""
+    """Start (Train -> Jobs, or Compare for a sweep), and the jobs table with both job pickers and the selected
+    job: at page load (the address's tab and job), on a filter change, on a pick, and on each tick when a job
+    changed."""
 
     def open_job(job: dict[str, Any] | None) -> tuple[Any, ...]:
         """After Start (train.py runs it): the Jobs tab with the new job selected; nothing when Start was refused."""
@@ -57,6 +58,9 @@ def _wire_table(demo: gr.Blocks, manager: JobManager, timer: gr.Timer, tabs: gr.
         return gr.Tabs(selected="jobs"), gr.Dropdown(choices=choices, value=job["job_id"])
 
     train_part.started.then(open_job, train_part.job, [tabs, jobs_part.job_pick], **QUIET)
+    # A sweep started instead: the Compare tab with it picked (its jobs overlaid and ranked).
+    train_part.started.then(lambda sweep: compare_sweeps.opened(manager, sweep), train_part.sweep,
+                            [tabs, compare_part.sweep], **QUIET)
     jobs.wire_refresh(demo, manager, timer, jobs_part, compare_part.pick, tabs)
 
 

@@ -10,7 +10,7 @@ import gradio as gr
 
 from sft_ui.escaping import escape
 from sft_ui.manager import JobManager, NotFoundError
-from sft_ui.web.ui import views
+from sft_ui.web.ui import compare_sweeps, views
 from sft_ui.web.ui.common import PRIVATE, QUIET
 
 # One color and one dash pattern per run, in pick order (vega's tableau10; dashes so that coinciding curves stay
@@ -27,17 +27,23 @@ _TABLE = "width:100%;border-collapse:collapse;font-size:0.9em"
 
 @dataclass
 class CompareTab:
-    """What build_ui wires across tabs: the job picker (the jobs table's refresh sets its choices)."""
+    """What build_ui wires across tabs: the job picker (the jobs table's refresh sets its choices) and the sweep
+    picker (a sweep started in the Train tab is opened in it)."""
 
     pick: gr.Dropdown
+    sweep: gr.Dropdown | None = None
 
 
 def build(manager: JobManager, timer: gr.Timer) -> CompareTab:
     """The Compare tab (call inside gr.Tabs) with its own events, redrawn on a tick of `timer` when a job moved."""
     with gr.Tab("Compare", id="compare"):
-        gr.Markdown("Pick jobs to overlay their training loss; running jobs update live. The table beside the plot "
-                    "is its legend; below it, the settings in which the picked jobs differ.")
-        pick = gr.Dropdown([], value=[], multiselect=True, label="Jobs to compare", elem_id="compare-pick")
+        gr.Markdown("Pick jobs, or a sweep, to overlay their training loss; running jobs update live. The table "
+                    "beside the plot is its legend; below it, the settings in which the picked jobs differ.")
+        with gr.Row(equal_height=False):
+            pick = gr.Dropdown([], value=[], multiselect=True, label="Jobs to compare", scale=3, min_width=240,
+                               elem_id="compare-pick")
+            sweep_pick = compare_sweeps.build_picker()
+        sweep_part = compare_sweeps.build(sweep_pick)
         with gr.Row(equal_height=False):
             with gr.Column(scale=3, min_width=300):
                 plot = gr.LinePlot(views.plot_frame([], "loss", "job"), x="step", y="loss", color="job",
@@ -55,7 +61,8 @@ def build(manager: JobManager, timer: gr.Timer) -> CompareTab:
     pick.change(lambda job_ids, last: compare(manager, job_ids, last), [pick, state], outputs,
                 **PRIVATE).then(recolor, state, [plot, state], **QUIET)
     timer.tick(compare_tick, [pick, state], outputs, **QUIET)
-    return CompareTab(pick)
+    compare_sweeps.wire(manager, timer, sweep_part, pick)
+    return CompareTab(pick, sweep_pick)
 
 
 def compare(manager: JobManager, job_ids: list[str] | None, state: dict[str, Any],

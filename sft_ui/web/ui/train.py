@@ -12,11 +12,11 @@ from sft_ui.config import SFTConfig
 from sft_ui.data import describe
 from sft_ui.data.sources import LOCAL_SUFFIXES
 from sft_ui.errors import one_line
-from sft_ui.manager import JobManager, NotFoundError
+from sft_ui.manager import JobManager, LimitError, NotFoundError
 from sft_ui.settings import resolve_inside
 from sft_ui.status import JobStatus
 from sft_ui.store import StoreWriteError
-from sft_ui.web.ui import form, form_memory, marks, train_presets, views
+from sft_ui.web.ui import form, form_memory, marks, sweep_views, train_presets, train_sweep, views
 from sft_ui.web.ui.common import PRIVATE, QUIET
 from sft_ui.web.ui.machine import detect
 from sft_ui.web.ui.models import model_choices
@@ -47,6 +47,7 @@ class TrainTab:
     job: gr.State | None = None  # the job the message under Start is about: {"job_id", "status"}, or None
     folds: list[gr.Accordion] = dataclasses.field(default_factory=list)  # the folded groups of fields
     fold_fields: list[set[str]] = dataclasses.field(default_factory=list)  # the field names of each
+    sweep: gr.State | None = None  # the sweep the last Start created: {"sweep_id"}, or None (build_ui opens it)
 
     def field(self, name: str) -> gr.components.Component:
         """The form component of one SFTConfig field."""
@@ -71,23 +72,30 @@ def build(demo: gr.Blocks, manager: JobManager, timer: gr.Timer) -> TrainTab:
             with gr.Column(elem_id="start-bar"):
                 start = gr.Button("Start training", variant="primary", size="lg", elem_id="start-btn")
                 message = gr.HTML(elem_id="form-msg")
+            sweep_rows = train_sweep.build(specs)
             preview_btn = gr.Button("Preview data", elem_id="preview-btn")
             preview_out = gr.HTML(elem_id="preview-out")
         # Inside the tab: a component made between gr.Tabs and its gr.Tab children would count as a tab.
         job, field_marks = gr.State(None), gr.State({})  # field_marks: marks.py, of the last refused Start or Save
+        sweep = gr.State(None)
         memory, replace_name = form_memory.browser_state(), gr.State("")  # replace_name: see save_preset
     fields = [made[spec.name] for spec in specs]
     part = TrainTab(specs, fields, message, start, preview_out, extras["dataset_pick"], extras["model_pick"],
                     picker.preset, job=job, folds=list(folds.values()),
-                    fold_fields=[{spec.name for spec in groups[group]} for group in folds])
+                    fold_fields=[{spec.name for spec in groups[group]} for group in folds], sweep=sweep)
     _wire_presets(manager, part, picker, field_marks, replace_name)
     _wire_memory(demo, manager, part, picker, field_marks, memory)
     def begin(old: dict[str, Any], *values: Any) -> list[Any]:
-        """Start: [message, job, marks, *field updates, *folded groups]."""
-        return part.unfolding(start_job(manager, specs, values, old), 3)
+        """Start (one job, or a sweep's when a sweep row is filled): [message, job, marks, *field updates, sweep,
+        *folded groups]."""
+        form_values, rows = values[:len(specs)], train_sweep.rows_of(values[len(specs):])
+        if train_sweep.wanted(rows):
+            return part.unfolding(start_sweep(manager, specs, form_values, old, rows), 3)
+        return part.unfolding([*start_job(manager, specs, form_values, old), None], 3)
 
-    part.started = start.click(begin, [field_marks, *fields], [message, job, field_marks, *fields, *part.folds],
-                               **PRIVATE)
+    part.started = start.click(begin, [field_marks, *fields, *sweep_rows.inputs],
+                               [message, job, field_marks, *fields, sweep, *part.folds], **PRIVATE)
+    train_sweep.wire(sweep_rows, specs, start)
     part.started.then(None, js=SHOW_FIRST_MARK, **QUIET)
     timer.tick(lambda job: follow_job(manager, job), part.job, [message, part.job], **QUIET)
     preview_btn.click(lambda *values: preview(manager, specs, values), fields, preview_out, **PRIVATE)
@@ -211,6 +219,33 @@ def start_job(manager: JobManager, specs: list[form.FieldSpec], values: tuple[An
     updates, new = marks.marked(specs, [], values, old)
     job = {"job_id": record["job_id"], "status": record["status"], "queue_position": record.get("queue_position")}
     return [job_message(record), job, new, *updates]
+
+
+def start_sweep(manager: JobManager, specs: list[form.FieldSpec], values: tuple[Any, ...], old: dict[str, Any],
+                rows: list[tuple[str | None, str | None]]) -> list[Any]:
+    """Create a sweep from the form and the sweep rows (manager.sweeps.create, every point checked first):
+    [message, None, marks, *field updates, the sweep]."""
+    config = form.form_to_config(specs, list(values))
+    grid, errors = sweep_views.read_rows(specs, rows)
+    if not errors:
+        first = {name: options[0] for name, options in grid.items()}
+        shared = [e for e in checked(manager, specs, {**config, **first}) if e.field not in grid]
+        errors = list({(e.field, e.message): e for e in [*shared, *train_sweep.point_errors(specs, config, grid)]}
+                      .values())
+    view: dict[str, Any] = {}
+    if not errors:
+        try:
+            view = manager.sweeps.create({"config": config, "grid": grid})
+        except (StoreWriteError, LimitError) as exc:
+            text = exc.explain() if isinstance(exc, StoreWriteError) else one_line(exc)
+            return [views.message_html(f"Not started: {text}", "error"), None, old, *[gr.skip()] * len(specs), None]
+        except (ValidationError, ValueError, TypeError) as exc:
+            errors = sweep_views.plan_errors(exc, form.labels(specs))
+    if errors:
+        text, new, updates = refused(manager, specs, errors, values, old, "Not started")
+        return [text, None, new, *updates, None]
+    updates, new = marks.marked(specs, [], values, old)
+    return [train_sweep.started_message(view), None, new, *updates, {"sweep_id": view["sweep_id"]}]
 
 
 def checked(manager: JobManager, specs: list[form.FieldSpec], config: dict[str, Any]) -> list[FieldError]:

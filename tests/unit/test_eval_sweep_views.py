@@ -131,6 +131,8 @@ def test_start_counts_the_jobs_of_the_filled_rows() -> None:
     assert "2 × 2 = 4 jobs: Learning rate 1e-4, 3e-4; LoRA rank 4, 8" in text_of(
         sweep_views.rows_summary(SPECS, rows, 32))
     assert "at most 3 jobs" in sweep_views.rows_summary(SPECS, rows, 3)
+    assert text_of(sweep_views.rows_summary(SPECS, [("lora_r", "4, 8, 16")], 32)) == "3 jobs: LoRA rank 4, 8, 16"
+    assert sweep_views.rows_summary(SPECS, [("", "4")], 32) == ""
 
 
 def test_the_sweep_rows_read_as_a_grid_and_name_row_field_and_value_when_wrong() -> None:

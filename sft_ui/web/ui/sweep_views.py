@@ -114,14 +114,15 @@ def start_label(jobs: int) -> str:
 
 
 def rows_summary(specs: list[FieldSpec], rows: list[tuple[str | None, str | None]], most: int) -> str:
-    """One line under the sweep rows: '2 × 2 = 4 jobs', with a warning past `most` ('' without a sweep)."""
+    """One line under the sweep rows: '2 × 2 = 4 jobs: ...' ('3 jobs: ...' for one field), with a warning past
+    `most` ('' without a sweep)."""
     labels = {s.name: s.label for s in specs}
     used = [(labels.get(name, name), split_values(text)) for name, text in rows if name and split_values(text)]
     if not used:
         return ""
     jobs = math.prod(len(values) for _, values in used)
-    product = " × ".join(str(len(values)) for _, values in used)
-    text = f"{product} = {jobs} job{'s' if jobs != 1 else ''}: " + "; ".join(
+    product = " × ".join(str(len(values)) for _, values in used) + " = " if len(used) > 1 else ""
+    text = f"{product}{jobs} job{'s' if jobs != 1 else ''}: " + "; ".join(
         f"{label} {', '.join(values)}" for label, values in used)
     if jobs > most:
         text += f". A sweep may have at most {most} jobs (SFT_UI_MAX_SWEEP_JOBS)."

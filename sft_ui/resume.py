@@ -29,8 +29,9 @@ def last_checkpoint(job_dir: Path) -> tuple[str, int] | None:
     return name, step
 
 
-def trim_metrics(path: Path, step: int) -> int:
-    """Drop the metric lines logged after `step` (and lines cut short), atomically; returns how many went."""
+def trim_metrics(path: Path, step: int, keep_last: bool = True) -> int:
+    """Drop the metric lines logged after `step` (at it too, unless `keep_last`) and lines cut short, atomically;
+    returns how many went."""
     try:
         lines = path.read_text(encoding="utf-8").splitlines()
     except FileNotFoundError:
@@ -41,7 +42,8 @@ def trim_metrics(path: Path, step: int) -> int:
             point = json.loads(line)
         except ValueError:
             continue
-        if isinstance(point, dict) and isinstance(point.get("step"), int | float) and point["step"] <= step:
+        if isinstance(point, dict) and isinstance(point.get("step"), int | float) and (
+                point["step"] < step or (keep_last and point["step"] == step)):
             kept.append(line)
     jobdir.write_text(path, "".join(f"{line}\n" for line in kept))
     return len(lines) - len(kept)
@@ -62,9 +64,10 @@ def plan(job_dir: Path) -> dict[str, Any] | None:
 
 
 def clean(job_dir: Path, step: int) -> None:
-    """Drop the metrics logged after `step` (training repeats those steps) and the previous run's result,
-    status and stop files."""
+    """Drop the metrics logged after `step` (training repeats those steps), the sample answers from `step` on,
+    and the previous run's result, status and stop files."""
     trim_metrics(job_dir / jobdir.METRICS, step)
+    trim_metrics(job_dir / jobdir.SAMPLES, step, keep_last=False)  # the resumed run answers again at `step`
     for stale in (jobdir.RESULT, jobdir.STATUS, jobdir.STOP):
         (job_dir / stale).unlink(missing_ok=True)
 

@@ -2,9 +2,13 @@
 
 from __future__ import annotations
 
+import json
+from pathlib import Path
+
 import pytest
 from pydantic import ValidationError
 
+from sft_ui import jobdir, resume
 from sft_ui.config import SFTConfig, describe_errors
 from sft_ui.worker.evaluation import exact_match, held_out_task, normalize, summary, token_f1
 from tests.helpers import small_tokenizer
@@ -108,3 +112,11 @@ def test_text_rows_and_tool_call_replies_have_nothing_to_grade() -> None:
     call = [{"role": "user", "content": "a"}, {"role": "assistant", "content": None, "tool_calls": []}]
     assert held_out_task({"text": "just text"}, tokenizer) is None
     assert held_out_task({"messages": call}, tokenizer) is None
+
+
+def test_a_resume_drops_the_sample_answers_it_will_give_again(tmp_path: Path) -> None:
+    lines = [{"step": step, "index": 0, "answer": str(step)} for step in (0, 2, 4, 6)]
+    (tmp_path / jobdir.SAMPLES).write_text("".join(json.dumps(line) + "\n" for line in lines), encoding="utf-8")
+    resume.clean(tmp_path, 4)  # the run goes on from checkpoint-4 and answers at step 4 first
+    kept = [json.loads(line)["step"] for line in (tmp_path / jobdir.SAMPLES).read_text().splitlines()]
+    assert kept == [0, 2]

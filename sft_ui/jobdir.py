@@ -20,6 +20,7 @@ STATUS = "status.json"  # phase, progress and last metrics, rewritten by the wor
 RESULT = "result.json"  # final status, error and result, written once by the worker
 METRICS = "metrics.jsonl"  # one line per logged step, append-only
 SAMPLES = "samples.jsonl"  # one line per sample prompt answered at a step, append-only
+EVENTS = "events.jsonl"  # one line per job event (sft_ui.events), appended by server and worker, never rewritten
 LOG = "log.txt"  # the worker's stdout and stderr
 STOP = "stop"  # created by the server to ask the worker to stop
 MODEL = "model"  # the saved adapter or model, with its tokenizer

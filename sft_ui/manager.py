@@ -12,7 +12,7 @@ from collections.abc import Callable, Iterable
 from pathlib import Path
 from typing import TYPE_CHECKING, Any
 
-from sft_ui import jobdir, recovery, settings, supervisor
+from sft_ui import events, jobdir, recovery, settings, supervisor
 from sft_ui.config import MAX_NAME_LENGTH, SFTConfig, check_text, parse_config, whole_number
 from sft_ui.errors import NotFoundError, StateError
 from sft_ui.model_library import ModelLibrary
@@ -158,6 +158,7 @@ class JobManager:
             except StoreWriteError:
                 shutil.rmtree(job_dir, ignore_errors=True)  # no folder of a job that does not exist
                 raise
+        events.append(job_dir, "created", f"Job created: {cfg.display_name}", name=cfg.display_name)
         return job_id
 
     def store_root(self) -> Path:
@@ -174,6 +175,7 @@ class JobManager:
             if job_id not in self._queue and job_id not in self._runs:
                 self.store.update_job(job_id, {"queued_at": iso_time()})
                 self._queue.append(job_id)
+                events.queued(Path(record["job_dir"]), len(self._queue))
                 self._schedule()
         return self.get_job_status(job_id)
 
@@ -226,11 +228,13 @@ class JobManager:
             record = self._get(job_id)
             if record["status"] not in ACTIVE:
                 raise StateError(f"job {job_id} is already {record['status']}; only pending or running jobs stop")
+            events.append(Path(record["job_dir"]), "stop_requested", "Stop requested")
             run = self._runs.get(job_id)
             if run is None:
                 if job_id in self._queue:
                     self._queue.remove(job_id)
                 self.store.update_job(job_id, {"status": JobStatus.STOPPED, "finished_at": iso_time()})
+                events.ended(Path(record["job_dir"]), {"status": JobStatus.STOPPED})
                 return self._view(self._get(job_id))
             run.stop_requested.set()
         run.done.wait(wait)
@@ -267,6 +271,7 @@ class JobManager:
                 raise
             resume.clean(job_dir, point["step"])  # only now: the record says it resumes
             self._queue.append(job_id)
+            events.resumed(job_dir, point, len(self._queue))
             self._schedule()
         return self.get_job_status(job_id)
 
@@ -280,6 +285,10 @@ class JobManager:
             self._encoded.pop(job_id, None)
             with contextlib.suppress(OSError):  # a mark, so that a rebuild of the database leaves it out
                 (Path(record["job_dir"]) / jobdir.DELETED).touch()
+
+    def get_events(self, job_id: str, after: str | None = None, limit: int | None = None) -> tuple[list[dict], bool]:
+        """(the job's events after the cursor `after`, at most `limit` (100); whether more follow): sft_ui.events."""
+        return events.read(Path(self._get(job_id)["job_dir"]), after, events.check_limit(limit))
 
     def get_metrics(self, job_id: str, since: int | None = None, max_points: int | None = None) -> list[dict[str, Any]]:
         """The job's logged points (loss, learning_rate, ...) with step > since, thinned to max_points (decimate)."""
@@ -461,6 +470,7 @@ class JobManager:
                     fields["progress"] = Progress.from_live(live, total, ended=True).as_dict()
                     fields["metrics"] = live.get("metrics") or {}
                 saved = self._save_end(run.job_id, fields)
+                events.ended(run.job_dir, fields)
                 self._runs.pop(run.job_id, None)
                 run.done.set()
                 if self.spare is not None:  # only now: its ~5 s of imports would slow this job's steps on a small CPU
@@ -484,6 +494,7 @@ class JobManager:
     def _follow(self, run: supervisor.Run) -> dict[str, Any]:
         spare = self.spare.take(run.job_dir) if self.spare is not None and run.processes == 1 else None
         run.process = spare or supervisor.start_worker(run.job_dir, self.data_dir, self.cache_dir)
+        events.started(run.job_dir, run.process.pid, spare is not None)
         try:  # the pid only helps a restart end an orphan: a full disk must not leave the worker unwatched
             self.store.update_job(run.job_id, {"worker_pid": run.process.pid})
         except StoreWriteError as exc:

@@ -70,7 +70,7 @@ def fake_trained_job(manager: JobManager, config: dict, model_from: str | Path) 
 def api_app(manager: JobManager) -> FastAPI:
     """The REST routers alone (no Gradio) over `manager`, with the app's error handlers."""
     from sft_ui.playground import Playground
-    from sft_ui.web import rest, rest_artifacts, rest_models, rest_sweeps
+    from sft_ui.web import rest, rest_artifacts, rest_events, rest_models, rest_sweeps
 
     app = FastAPI()
     app.state.sft_manager = manager
@@ -80,6 +80,7 @@ def api_app(manager: JobManager) -> FastAPI:
     app.include_router(rest_artifacts.router)
     app.include_router(rest_models.router)
     app.include_router(rest_sweeps.router)
+    app.include_router(rest_events.router)
     return app
 
 

@@ -16,7 +16,7 @@ from starlette.types import ASGIApp, Receive, Scope, Send
 from sft_ui import settings
 from sft_ui.manager import JobManager
 from sft_ui.playground import Playground
-from sft_ui.web import rest, rest_artifacts, rest_datasets, rest_models, rest_sweeps
+from sft_ui.web import rest, rest_artifacts, rest_datasets, rest_events, rest_models, rest_sweeps
 from sft_ui.web.ui import build_ui
 from sft_ui.web.ui.common import CSS
 
@@ -57,6 +57,7 @@ def build_app(manager: JobManager | None = None) -> FastAPI:
     app.include_router(rest_datasets.router)  # the upload library
     app.include_router(rest_models.router)  # the model library
     app.include_router(rest_sweeps.router)  # sweeps: several jobs from one config, ranked
+    app.include_router(rest_events.router)  # a job's events, paged by cursor
     key = settings.api_key()
     # With a key, the Gradio UI and its API ask for it too: any user name, the key as password.
     auth = (lambda _user, password: secrets.compare_digest(str(password).encode(), key.encode())) if key else None

@@ -20,6 +20,7 @@ API_NAMES = ("train", "list_jobs", "get_job", "stop_job", "get_metrics", "get_sa
              "get_config", "generate", "resume_job", "upload_dataset", "list_datasets", "preview_dataset",
              "delete_dataset", "import_model", "list_models", "get_model", "delete_model")
 API_NAMES += ("create_sweep", "list_sweeps", "get_sweep", "stop_sweep")  # _add_sweep_api
+API_NAMES += ("get_events",)  # _add_events_api
 
 
 def explain(exc: Exception) -> str:
@@ -91,6 +92,7 @@ def add_api(manager: JobManager, playground: Playground) -> None:
     _add_dataset_api(manager, call)
     _add_model_api(manager, call)
     _add_sweep_api(manager, call)
+    _add_events_api(manager, call)
 
 
 def _add_artifact_api(manager: JobManager, playground: Playground, call: Callable[..., Any]) -> None:
@@ -199,6 +201,19 @@ def _add_sweep_api(manager: JobManager, call: Callable[..., Any]) -> None:
 
     for fn in (create_sweep, list_sweeps, get_sweep, stop_sweep):
         gr.api(fn, api_name=fn.__name__)
+
+
+def _add_events_api(manager: JobManager, call: Callable[..., Any]) -> None:
+    """The job events' endpoint, the same JSON as REST /jobs/{job_id}/events: get_events."""
+
+    def get_events(job_id: str, after: str | None = None, limit: int | None = None) -> dict:
+        """The job's events after the event id `after`, oldest first, at most `limit` (100, up to 1000): {job_id,
+        events: [{id, created_at, level, type, message, data}], has_more}."""
+        found, more = call(manager.get_events, call(check_text, job_id, "job_id"),
+                           call(check_text, after, "after") or None, limit)
+        return {"job_id": job_id, "events": found, "has_more": more}
+
+    gr.api(get_events, api_name="get_events", concurrency_limit=None)
 
 
 def uploaded_file(file: Any) -> tuple[Path, str]:

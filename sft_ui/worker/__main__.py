@@ -17,7 +17,7 @@ import traceback
 from pathlib import Path
 from typing import Any
 
-from sft_ui import jobdir
+from sft_ui import events, jobdir
 from sft_ui.errors import one_line
 from sft_ui.status import JobStatus
 
@@ -43,6 +43,10 @@ def _stop_asked(job_dir: Path) -> bool:
     return _stop.is_set()
 
 
+PHASES = {"loading_model": "Loading the model", "loading_data": "Loading the data", "training": "Training",
+          "saving": "Saving the model", "scoring": "Scoring against the base model"}  # the phases that are events
+
+
 class StatusReporter:
     """What training.py tells the server: phase, progress and metrics, through the job dir."""
 
@@ -65,6 +69,12 @@ class StatusReporter:
         print(f"[sft-ui] {name}", flush=True)
         self.status.update(phase=name, **fields)
         self._flush(force=True)
+        if name in PHASES:
+            self.event("phase", PHASES[name], phase=name, **fields)
+
+    def event(self, type: str, message: str, level: str = "info", **data: Any) -> None:  # noqa: A002
+        """Append a job event (sft_ui.events): a phase, a checkpoint, an evaluation, a warning."""
+        events.append(self.job_dir, type, message, level, **data)
 
     def progress(self, **fields: Any) -> None:
         self.status.update(fields)
@@ -118,6 +128,9 @@ class SilentReporter:
         """Nothing: rank 0 reports."""
 
     def write_samples(self, lines: list[dict[str, Any]]) -> None:
+        """Nothing: rank 0 reports."""
+
+    def event(self, type: str, message: str, level: str = "info", **data: Any) -> None:  # noqa: A002
         """Nothing: rank 0 reports."""
 
     def close(self) -> None:

@@ -43,6 +43,7 @@ class Reporter(Protocol):
     def progress(self, **fields: Any) -> None: ...
     def log_metrics(self, point: dict[str, Any]) -> None: ...
     def write_samples(self, lines: list[dict[str, Any]]) -> None: ...
+    def event(self, type: str, message: str, level: str = "info", **data: Any) -> None: ...  # noqa: A002
 
 
 class ReportCallback(TrainerCallback):
@@ -79,6 +80,18 @@ class ReportCallback(TrainerCallback):
         if "loss" in point:
             self.last_loss = point["loss"]
         self.reporter.log_metrics(point)
+
+    def on_save(self, args, state, control, **kwargs):  # type: ignore[no-untyped-def]
+        name = f"checkpoint-{state.global_step}"
+        self.reporter.event("checkpoint", f"Checkpoint saved at step {state.global_step}", step=state.global_step,
+                            checkpoint=name, path=f"{jobdir.CHECKPOINTS}/{name}")
+
+    def on_evaluate(self, args, state, control, metrics=None, **kwargs):  # type: ignore[no-untyped-def]
+        found = {k: _number(v) for k, v in (metrics or {}).items() if k.startswith("eval_") and "runtime" not in k
+                 and "per_second" not in k}
+        loss = found.get("eval_loss")
+        self.reporter.event("evaluation", f"Evaluation at step {state.global_step}: eval loss "
+                            f"{loss if loss is not None else 'not measured'}", step=state.global_step, **found)
 
 
 def stop_everywhere(local: bool) -> bool:
@@ -206,6 +219,7 @@ def run(config: SFTConfig, job_dir: Path, data_root: Path, cache_dir: Path, repo
     notes = [note, *notes] if note else notes
     for line in notes:
         print(f"[sft-ui] {line}", flush=True)
+        reporter.event("warning", line, "warning")
 
     reporter.phase("loading_model")
     tokenizer = data.load_tokenizer(config.base_model, data_root, cache_dir)
@@ -221,6 +235,7 @@ def run(config: SFTConfig, job_dir: Path, data_root: Path, cache_dir: Path, repo
         notes.append(f"max_seq_length {config.max_seq_length} is more than the model's {max_length} positions: "
                      f"rows are counted and cut (or dropped) at {max_length}")
         print(f"[sft-ui] {notes[-1]}", flush=True)
+        reporter.event("warning", notes[-1], "warning")
     reporter.phase("loading_data")
     shape: dict[str, Any] = {}
     # The rows are measured against the length training really uses, so truncated/dropped counts are true.
@@ -228,6 +243,7 @@ def run(config: SFTConfig, job_dir: Path, data_root: Path, cache_dir: Path, repo
     train_set, eval_set, trl_kwargs = data.prepare(counted, data_root, tokenizer, shape, cache_dir=cache_dir)
     for line in data.describe(shape):
         print(f"[sft-ui] {line}", flush=True)
+    report_rows(reporter, shape)
     if reporter.should_stop():
         return {"stopped_early": True, "steps": 0}
 
@@ -282,6 +298,16 @@ def run(config: SFTConfig, job_dir: Path, data_root: Path, cache_dir: Path, repo
         # column_map, rows (read, used, dropped, truncated), tokens and warnings
         **shape,
     }
+
+
+def report_rows(reporter: Reporter, shape: dict[str, Any]) -> None:
+    """The data's row counts as an event, and each of its warnings (rows dropped or truncated) as one."""
+    rows = shape.get("rows") or {}
+    if rows:
+        reporter.event("data", f"Data: {rows.get('used')} rows used of {rows.get('read')} read, "
+                       f"{rows.get('dropped') or 0} dropped, {rows.get('truncated') or 0} truncated", rows=rows)
+    for text in shape.get("warnings", []):
+        reporter.event("warning", f"Data: {text}", "warning")
 
 
 def builtin_held_out(config: SFTConfig, data_root: Path, tokenizer: Any) -> Any:

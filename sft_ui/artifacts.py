@@ -14,7 +14,7 @@ import zipfile
 from pathlib import Path
 from typing import Any
 
-from sft_ui import jobdir, settings
+from sft_ui import checkpoints, jobdir, settings
 from sft_ui.builtin import is_builtin
 from sft_ui.config import check_text
 from sft_ui.errors import one_line
@@ -51,12 +51,15 @@ def remove_old_exports(manager: JobManager, max_age: float = MAX_EXPORT_AGE) -> 
     return removed
 
 
-def saved_model(manager: JobManager, job_id: str) -> tuple[dict[str, Any], Path]:
-    """The job's record and its saved model folder; StateError while it runs or when it saved none."""
+def saved_model(manager: JobManager, job_id: str, checkpoint: str | None = None) -> tuple[dict[str, Any], Path]:
+    """The job's record and its saved model folder (model/, or the named checkpoint's folder); StateError while it
+    runs or when it saved none."""
     record = manager.get_job_status(job_id)
     if record["status"] in ACTIVE:
         raise StateError(f"job {job_id} is {record['status']}; its model can be used once it has completed or "
                          "stopped")
+    if checkpoint:
+        return record, checkpoints.resolve(Path(record["job_dir"]), checkpoint)
     model_dir = Path(record["job_dir"]) / jobdir.MODEL
     if not has_model(model_dir):
         raise StateError(f"job {job_id} has no saved model: it {record['status']} before saving one")
@@ -129,18 +132,19 @@ def local_base(manager: JobManager, record: dict[str, Any]) -> Path | None:
     return None
 
 
-def zip_job(manager: JobManager, job_id: str) -> Path:
-    """Build `sft-ui-<job_id>.zip`: model/ (adapter or model, with tokenizer), config.json, metrics.jsonl."""
-    record, model_dir = saved_model(manager, job_id)
+def zip_job(manager: JobManager, job_id: str, checkpoint: str | None = None) -> Path:
+    """Build `sft-ui-<job_id>.zip` (`sft-ui-<job_id>-<checkpoint>.zip`): model/ (adapter or model, with tokenizer;
+    a checkpoint's without its optimizer state), config.json, metrics.jsonl."""
+    record, model_dir = saved_model(manager, job_id, checkpoint)
     job_dir = Path(record["job_dir"])
     remove_old_exports(manager)
-    dest = export_dir(manager) / f"sft-ui-{job_id}.zip"
+    dest = export_dir(manager) / f"sft-ui-{job_id}{'-' + model_dir.name if checkpoint else ''}.zip"
     tmp = dest.with_name(f".{dest.name}.{uuid.uuid4().hex[:8]}.tmp")
     what = "lora_adapter" if is_adapter(model_dir) else "full_model"
     try:
         with open(tmp, "xb", opener=_private) as fh, zipfile.ZipFile(fh, "w", compression=zipfile.ZIP_DEFLATED) \
                 as archive:
-            for path in sorted(model_dir.rglob("*")):
+            for path in checkpoints.model_files(model_dir) if checkpoint else sorted(model_dir.rglob("*")):
                 if path.is_file() and not path.is_symlink():
                     stored = path.suffix in _STORED
                     archive.write(path, f"model/{path.relative_to(model_dir).as_posix()}",
@@ -160,16 +164,22 @@ def _private(path: str, flags: int) -> int:
     return os.open(path, flags, 0o600)
 
 
-def merge(manager: JobManager, job_id: str) -> dict[str, Any]:
-    """Merge the job's LoRA adapter into its base model and save the whole model into <job dir>/merged."""
-    record, model_dir = saved_model(manager, job_id)
+def merged_dir(job_dir: Path, checkpoint: str | None = None) -> Path:
+    """Where the merged model goes: <job dir>/merged, or <job dir>/merged-<checkpoint> for a checkpoint's."""
+    return job_dir / (f"{MERGED}-{checkpoint}" if checkpoint else MERGED)
+
+
+def merge(manager: JobManager, job_id: str, checkpoint: str | None = None) -> dict[str, Any]:
+    """Merge the job's LoRA adapter (or the named checkpoint's) into its base model and save the whole model into
+    <job dir>/merged (merged-<checkpoint>)."""
+    record, model_dir = saved_model(manager, job_id, checkpoint)
     if not is_adapter(model_dir):
-        raise StateError(f"job {job_id} trained the whole model (use_lora was off): model/ already is a full "
-                         "model, with nothing to merge")
+        raise StateError(f"job {job_id} trained the whole model (use_lora was off): {model_dir.name}/ already is a "
+                         "full model, with nothing to merge")
     from sft_ui import data
 
     job_dir = Path(record["job_dir"])
-    dest = job_dir / MERGED
+    dest = merged_dir(job_dir, model_dir.name if checkpoint else None)
     with _merge_lock:
         from peft import PeftModel
         from transformers import AutoTokenizer
@@ -177,7 +187,7 @@ def merge(manager: JobManager, job_id: str) -> dict[str, Any]:
         base = data.load_model(record["config"]["base_model"], manager.store_root(), manager.cache_dir, dtype="auto")
         merged = PeftModel.from_pretrained(base, str(model_dir)).merge_and_unload()
         tokenizer = AutoTokenizer.from_pretrained(str(model_dir), trust_remote_code=False)
-        tmp = job_dir / f".{MERGED}.{uuid.uuid4().hex[:8]}.tmp"
+        tmp = job_dir / f".{dest.name}.{uuid.uuid4().hex[:8]}.tmp"
         try:
             merged.save_pretrained(str(tmp))
             tokenizer.save_pretrained(str(tmp))
@@ -189,12 +199,15 @@ def merge(manager: JobManager, job_id: str) -> dict[str, Any]:
         finally:
             shutil.rmtree(tmp, ignore_errors=True)
         del merged, base
-    return {"message": f"Merged the adapter of job {job_id} into {record['config']['base_model']}; saved to {dest}",
+    which = f"the adapter of {checkpoint} of job {job_id}" if checkpoint else f"the adapter of job {job_id}"
+    return {"message": f"Merged {which} into {record['config']['base_model']}; saved to {dest}",
             "job_id": job_id, "merged_dir": str(dest)}
 
 
-def push(manager: JobManager, job_id: str, repo_id: str, private: bool = True, merged: bool = False) -> dict[str, Any]:
-    """Upload the job's model (or its merged model) to the Hub repo `repo_id`, with HF_TOKEN from the environment.
+def push(manager: JobManager, job_id: str, repo_id: str, private: bool = True, merged: bool = False,
+         checkpoint: str | None = None) -> dict[str, Any]:
+    """Upload the job's model (or its merged model; of `checkpoint` when named) to the Hub repo `repo_id`, with
+    HF_TOKEN from the environment.
 
     The token is read when the push starts and handed to the Hub client only: never stored or logged.
     """
@@ -211,15 +224,15 @@ def push(manager: JobManager, job_id: str, repo_id: str, private: bool = True, m
     if not token:
         raise ValueError("HF_TOKEN is not set: add a Hugging Face token with write access to the server's "
                          "environment (a Space secret on a Space) to push to the Hub")
-    _, model_dir = saved_model(manager, job_id)
+    _, model_dir = saved_model(manager, job_id, checkpoint)
     folder, what = model_dir, "lora_adapter" if is_adapter(model_dir) else "full_model"
     if merged:
-        folder, what = Path(record["job_dir"]) / MERGED, "merged_model"
+        folder, what = merged_dir(Path(record["job_dir"]), model_dir.name if checkpoint else None), "merged_model"
         if not (folder / "config.json").is_file():
-            raise StateError(f"job {job_id} has no merged model yet; merge it first")
+            raise StateError(f"job {job_id} has no merged model{' of ' + model_dir.name if checkpoint else ''} yet; "
+                             "merge it first")
     operations = [CommitOperationAdd(path.relative_to(folder).as_posix(), str(path))
-                  for path in sorted(folder.rglob("*"))
-                  if path.is_file() and not path.is_symlink() and path.name not in ("README.md", "training_args.bin")]
+                  for path in checkpoints.model_files(folder) if path.name != "README.md"]
     config = json.dumps(record.get("config") or {}, indent=2).encode()
     operations += [CommitOperationAdd("README.md", model_card(record, what, local_base(manager, record)).encode()),
                    CommitOperationAdd("sft_ui_config.json", config)]

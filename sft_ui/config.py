@@ -156,6 +156,10 @@ class SFTConfig(BaseModel):
         0, ge=0, le=MAX_STEPS, description="Save a checkpoint every this many steps (0: only at the end).",
         json_schema_extra={"group": "Training"},
     )
+    keep_checkpoints: int = Field(
+        3, ge=1, le=100, description="Checkpoints kept on disk (the best one is never deleted)",
+        json_schema_extra={"group": "Training"},
+    )
     output_dir: str = Field(
         "outputs",
         min_length=1,

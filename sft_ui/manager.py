@@ -240,8 +240,9 @@ class JobManager:
         run.done.wait(wait)
         return self.get_job_status(job_id)
 
-    def resume_job(self, job_id: str) -> dict[str, Any]:
-        """Continue a stopped or failed job from its last checkpoint as the same job (queued like a start)."""
+    def resume_job(self, job_id: str, checkpoint: str | None = None) -> dict[str, Any]:
+        """Continue a stopped or failed job from its last checkpoint (or the named one; later ones are deleted)
+        as the same job (queued like a start)."""
         from sft_ui import resume
 
         with self._lock:
@@ -249,7 +250,7 @@ class JobManager:
             if record["status"] not in (JobStatus.STOPPED, JobStatus.FAILED):
                 raise StateError(f"job {job_id} is {record['status']}; only a stopped or failed job can be resumed")
             job_dir = Path(record["job_dir"])
-            point = resume.plan(job_dir)
+            point = resume.plan(job_dir, checkpoint)
             if point is None:
                 why = "save_steps is 0" if not record["config"].get("save_steps") else "it ended before the first"
                 raise StateError(f"job {job_id} has no checkpoint to resume from ({why}); set save_steps to save "

@@ -152,7 +152,7 @@ class _Loaded:
     """One job's models, as the playground holds them."""
 
     job_id: str
-    key: str  # the model folder and its modification time: a resumed job's new model is loaded again
+    key: str  # the model (or checkpoint) folder and its modification time: a resumed job's new model is loaded again
     tokenizer: Any
     tuned: Any
     base: Any  # None when `tuned` is a PEFT model: the base answers with the adapter disabled
@@ -180,20 +180,22 @@ class Playground:
         loaded = self._loaded
         return loaded.job_id if loaded else None
 
-    def load(self, job_id: str) -> dict[str, Any]:
-        """Load the job's models (releasing another job's): {job_id, prompt_style, adapter, device}."""
+    def load(self, job_id: str, checkpoint: str | None = None) -> dict[str, Any]:
+        """Load the job's models (releasing another job's): {job_id, checkpoint, prompt_style, adapter, device}."""
         with self._lock:
-            loaded = self._ensure(job_id)
-            return {"job_id": job_id, "prompt_style": loaded.style, "adapter": loaded.base is None,
-                    "device": loaded.device}
+            loaded = self._ensure(job_id, checkpoint)
+            return {"job_id": job_id, "checkpoint": checkpoint or None, "prompt_style": loaded.style,
+                    "adapter": loaded.base is None, "device": loaded.device}
 
     def generate(self, job_id: str, prompt: str, max_new_tokens: int = 64,
-                 temperature: float = 0.0, top_p: float = 1.0, input: str = "") -> dict[str, Any]:  # noqa: A002
-        """The base and tuned answers to `prompt` written as in training; temperature 0 is greedy."""
+                 temperature: float = 0.0, top_p: float = 1.0, input: str = "",  # noqa: A002
+                 checkpoint: str | None = None) -> dict[str, Any]:
+        """The base and tuned answers to `prompt` written as in training (tuned: the job's model, or the named
+        checkpoint's); temperature 0 is greedy."""
         check_settings(prompt, max_new_tokens, temperature, top_p, input)
         began = time.monotonic()
         with self._lock:
-            loaded = self._ensure(job_id)
+            loaded = self._ensure(job_id, checkpoint)
             text, ids = format_prompt(loaded.style, loaded.tokenizer, prompt, input)
             room = max_new_tokens
             if loaded.max_positions:
@@ -205,7 +207,7 @@ class Playground:
             base = self._answer(loaded, loaded.base, ids, settings)
             self._last_used = time.monotonic()
         return {"job_id": job_id, "base": base, "tuned": tuned, "prompt_formatted": text, "prompt_style": loaded.style,
-                "max_new_tokens": room, "seconds": round(time.monotonic() - began, 3)}
+                "max_new_tokens": room, "seconds": round(time.monotonic() - began, 3), "checkpoint": checkpoint or None}
 
     def release(self) -> None:
         """Drop the loaded models and give their memory back."""
@@ -213,9 +215,9 @@ class Playground:
             self._release()
 
     # --- internals (called with the lock held) ---
-    def _ensure(self, job_id: str) -> _Loaded:
-        record, model_dir = saved_model(self.manager, job_id)
-        key = f"{model_dir}:{_mtime(model_dir)}"
+    def _ensure(self, job_id: str, checkpoint: str | None = None) -> _Loaded:
+        record, model_dir = saved_model(self.manager, job_id, checkpoint)
+        key = f"{model_dir}:{_mtime(model_dir)}"  # a checkpoint's folder differs from model/
         if self._loaded is not None and self._loaded.key == key:
             return self._loaded
         self._release()

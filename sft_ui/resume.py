@@ -49,15 +49,22 @@ def trim_metrics(path: Path, step: int, keep_last: bool = True) -> int:
     return len(lines) - len(kept)
 
 
-def plan(job_dir: Path) -> dict[str, Any] | None:
-    """Tell the worker where to continue (resume.json: the last checkpoint and its step); None when there is none.
+def plan(job_dir: Path, checkpoint: str | None = None) -> dict[str, Any] | None:
+    """Tell the worker where to continue (resume.json: the checkpoint, the last one unless named, and its step);
+    None when there is none. A bad `checkpoint` raises ValueError or NotFoundError naming it.
 
     Nothing else changes yet: the caller records the job as resumed, then calls clean().
     """
-    point = last_checkpoint(job_dir)
-    if point is None:
-        return None
-    name, step = point
+    from sft_ui import checkpoints
+
+    if checkpoint:
+        name = checkpoints.resolve(job_dir, checkpoint).name
+        step = int(name.rsplit("-", 1)[1])
+    else:
+        point = last_checkpoint(job_dir)
+        if point is None:
+            return None
+        name, step = point
     resume = {"checkpoint": name, "step": step}
     jobdir.write_json(job_dir / jobdir.RESUME, resume, durable=True)
     return resume
@@ -65,7 +72,10 @@ def plan(job_dir: Path) -> dict[str, Any] | None:
 
 def clean(job_dir: Path, step: int) -> None:
     """Drop the metrics logged after `step` (training repeats those steps), the sample answers from `step` on,
-    and the previous run's result, status and stop files."""
+    the checkpoints saved after `step`, and the previous run's result, status and stop files."""
+    from sft_ui import checkpoints
+
+    checkpoints.drop_after(job_dir, step)  # a resume from an older checkpoint: those steps are trained again
     trim_metrics(job_dir / jobdir.METRICS, step)
     trim_metrics(job_dir / jobdir.SAMPLES, step, keep_last=False)  # the resumed run answers again at `step`
     for stale in (jobdir.RESULT, jobdir.STATUS, jobdir.STOP):

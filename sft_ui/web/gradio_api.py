@@ -9,7 +9,7 @@ from gradio import FileData
 from gradio.utils import get_upload_folder
 from pydantic import ValidationError
 
-from sft_ui import settings
+from sft_ui import checkpoints, settings
 from sft_ui.config import check_text, describe_errors
 from sft_ui.data import library
 from sft_ui.manager import JobManager, NotFoundError, StateError
@@ -20,6 +20,7 @@ API_NAMES = ("train", "list_jobs", "get_job", "stop_job", "get_metrics", "get_sa
              "get_config", "generate", "resume_job", "upload_dataset", "list_datasets", "preview_dataset",
              "delete_dataset", "import_model", "list_models", "get_model", "delete_model")
 API_NAMES += ("create_sweep", "list_sweeps", "get_sweep", "stop_sweep")  # _add_sweep_api
+API_NAMES += ("list_checkpoints",)  # _add_artifact_api
 API_NAMES += ("get_events",)  # _add_events_api
 
 
@@ -99,21 +100,28 @@ def _add_artifact_api(manager: JobManager, playground: Playground, call: Callabl
     """The named endpoints `generate` and `resume_job`; `call` turns the manager's errors into gr.Error."""
 
     def generate(job_id: str, prompt: str, max_new_tokens: int = 64, temperature: float = 0.0, top_p: float = 1.0,
-                 input: str = "") -> dict:  # noqa: A002 - alpaca's field name
-        """The base and tuned answers to `prompt`, written as in training: {base, tuned, prompt_formatted, ...}."""
+                 input: str = "", checkpoint: str = "") -> dict:  # noqa: A002 - alpaca's field name
+        """The base and tuned answers to `prompt`, written as in training: {base, tuned, prompt_formatted, ...};
+        `checkpoint` (like "checkpoint-150") answers with that checkpoint instead of the job's model."""
         tokens = int(max_new_tokens) if isinstance(max_new_tokens, float) and max_new_tokens.is_integer() \
             else max_new_tokens
         job_id = call(check_text, job_id, "job_id")
-        return call(playground.generate, job_id, prompt, tokens, temperature, top_p, input or "")
+        return call(playground.generate, job_id, prompt, tokens, temperature, top_p, input or "", checkpoint or None)
 
-    def resume_job(job_id: str) -> dict:
-        """Continue a stopped or failed job from its last checkpoint: {message, job_id, status, step}."""
-        record = call(manager.resume_job, call(check_text, job_id, "job_id"))
+    def resume_job(job_id: str, checkpoint: str = "") -> dict:
+        """Continue a stopped or failed job from its last checkpoint (or `checkpoint`, like "checkpoint-150"; later
+        ones are deleted): {message, job_id, status, step}."""
+        record = call(manager.resume_job, call(check_text, job_id, "job_id"), checkpoint or None)
         step = record["resumed"]["from_step"]
         return {"message": f"Job {job_id} resumed from step {step}", "job_id": job_id, "status": record["status"],
                 "step": step}
 
-    for fn in (generate, resume_job):
+    def list_checkpoints(job_id: str) -> dict:
+        """The job's checkpoints on disk: {job_id, checkpoints: [{name, step, path, size_bytes, train_loss,
+        eval_loss, best}]}."""
+        return call(checkpoints.for_job, manager, call(check_text, job_id, "job_id"))
+
+    for fn in (generate, resume_job, list_checkpoints):
         gr.api(fn, api_name=fn.__name__)
 
 

@@ -5,7 +5,7 @@ from __future__ import annotations
 import secrets
 from typing import Annotated, Any, Literal
 
-from fastapi import APIRouter, Depends, FastAPI, HTTPException, Query, Request
+from fastapi import APIRouter, Body, Depends, FastAPI, HTTPException, Query, Request
 from fastapi.exceptions import RequestValidationError
 from fastapi.responses import JSONResponse, Response
 from fastapi.security import HTTPAuthorizationCredentials, HTTPBearer
@@ -231,10 +231,18 @@ def stop_job(job_id: str, manager: Manager) -> StopResponse:
     return StopResponse(message=f"Job {job_id} stopped", job_id=job_id, status=record["status"])
 
 
+class ResumeRequest(BaseModel):
+    """Optional body of POST /jobs/{job_id}/resume: which checkpoint to continue from (later ones are deleted)."""
+
+    model_config = ConfigDict(extra="forbid")
+    checkpoint: str | None = Field(None, max_length=40, description="e.g. 'checkpoint-150'; default: the last")
+
+
 @_guarded.post("/jobs/{job_id}/resume", response_model=ResumeResponse, summary="Resume job")
-def resume_job(job_id: str, manager: Manager) -> ResumeResponse:
-    """Continue a stopped or failed job from its last checkpoint as the same job; 400 when it has none."""
-    record = manager.resume_job(job_id)
+def resume_job(job_id: str, manager: Manager, body: Annotated[ResumeRequest | None, Body()] = None) -> ResumeResponse:
+    """Continue a stopped or failed job from its last checkpoint (or `checkpoint`) as the same job; 400 when it has
+    none."""
+    record = manager.resume_job(job_id, body.checkpoint if body else None)
     step = record["resumed"]["from_step"]
     return ResumeResponse(message=f"Job {job_id} resumed from step {step}", job_id=job_id, status=record["status"],
                           step=step)

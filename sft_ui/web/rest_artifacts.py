@@ -7,16 +7,18 @@ import logging
 from collections.abc import AsyncIterator
 from typing import Annotated, Any
 
-from fastapi import APIRouter, Depends, FastAPI, Request
+from fastapi import APIRouter, Body, Depends, FastAPI, Query, Request
 from fastapi.responses import FileResponse
 from pydantic import BaseModel, ConfigDict, Field
 
-from sft_ui import artifacts
+from sft_ui import artifacts, checkpoints
 from sft_ui.config import MultilineText, Text
 from sft_ui.playground import MAX_NEW_TOKENS, MAX_PROMPT_CHARS, Playground, free_models
 from sft_ui.web.rest import ERRORS, PREFIX, Manager, MessageResponse, require_api_key
 
 log = logging.getLogger(__name__)
+
+CHECKPOINT = "A checkpoint of the job, like 'checkpoint-150' (GET /jobs/{id}/checkpoints); default: its model"
 
 
 class GenerateRequest(BaseModel):
@@ -29,6 +31,7 @@ class GenerateRequest(BaseModel):
     max_new_tokens: int = Field(64, ge=1, le=MAX_NEW_TOKENS, description="Most tokens to generate")
     temperature: float = Field(0.0, ge=0.0, le=2.0, description="0: greedy (the same answer every time)")
     top_p: float = Field(1.0, gt=0.0, le=1.0, description="Nucleus sampling (when temperature > 0)")
+    checkpoint: str | None = Field(None, max_length=40, description=CHECKPOINT)
 
 
 class GenerateResponse(BaseModel):
@@ -56,6 +59,33 @@ class PushRequest(BaseModel):
     repo_id: Text = Field(min_length=1, max_length=200, description="Hub repo id, e.g. 'me/my-model'")
     private: bool = Field(True, description="Create the repo private (an existing repo keeps its visibility)")
     merged: bool = Field(False, description="Push the merged model (after /merge) instead of the adapter")
+    checkpoint: str | None = Field(None, max_length=40, description=CHECKPOINT)
+
+
+class MergeRequest(BaseModel):
+    """Optional body of POST /jobs/{job_id}/merge."""
+
+    model_config = ConfigDict(extra="forbid")
+    checkpoint: str | None = Field(None, max_length=40, description=CHECKPOINT)
+
+
+class Checkpoint(BaseModel):
+    """One saved checkpoint: its losses at its step, and whether it is the best (kept whatever keep_checkpoints)."""
+
+    name: str = Field(description="The folder name, e.g. 'checkpoint-150': the `checkpoint` other calls take")
+    step: int
+    path: str = Field(description="The folder, relative to the data root")
+    size_bytes: int
+    train_loss: float | None = Field(description="The training loss last logged at or before this step")
+    eval_loss: float | None = Field(description="The eval loss of the evaluation at this step (null: none)")
+    best: bool = Field(description="trainer_state.json's best_model_checkpoint (only when evaluating)")
+
+
+class CheckpointList(BaseModel):
+    """The job's checkpoints on disk, oldest first."""
+
+    job_id: str
+    checkpoints: list[Checkpoint]
 
 
 class PushResponse(BaseModel):
@@ -91,7 +121,14 @@ def get_playground(request: Request) -> Playground:
 @router.post("/jobs/{job_id}/generate", response_model=GenerateResponse, summary="Try the tuned model")
 def generate(job_id: str, body: GenerateRequest, playground: Annotated[Playground, Depends(get_playground)]) -> dict:
     """Answer a prompt with the base and the tuned model of a completed or stopped job (400 without a model)."""
-    return playground.generate(job_id, body.prompt, body.max_new_tokens, body.temperature, body.top_p, body.input)
+    return playground.generate(job_id, body.prompt, body.max_new_tokens, body.temperature, body.top_p, body.input,
+                               body.checkpoint)
+
+
+@router.get("/jobs/{job_id}/checkpoints", response_model=CheckpointList, summary="List checkpoints")
+def list_checkpoints(job_id: str, manager: Manager) -> dict:
+    """Each checkpoint saved on disk (keep_checkpoints of them, and the best): step, path, size, losses, best."""
+    return checkpoints.for_job(manager, job_id)
 
 
 @router.get("/resources", summary="CPU, memory and GPUs, and what holds the memory")
@@ -111,19 +148,23 @@ def release(playground: Annotated[Playground, Depends(get_playground)]) -> dict[
 
 @router.get("/jobs/{job_id}/download", response_class=FileResponse, summary="Download the model",
             responses={200: {"content": {"application/zip": {}}, "description": "The zip"}})
-def download(job_id: str, manager: Manager) -> FileResponse:
-    """A zip of the job's model/ (adapter or full model, tokenizer), config.json and metrics.jsonl."""
-    path = artifacts.zip_job(manager, job_id)
+def download(job_id: str, manager: Manager,
+             checkpoint: Annotated[str | None, Query(max_length=40, description=CHECKPOINT)] = None) -> FileResponse:
+    """A zip of the job's model/ (adapter or full model, tokenizer; or a checkpoint's), config.json and
+    metrics.jsonl."""
+    path = artifacts.zip_job(manager, job_id, checkpoint)
     return FileResponse(path, media_type="application/zip", filename=path.name)
 
 
 @router.post("/jobs/{job_id}/merge", response_model=MergeResponse, summary="Merge the LoRA adapter")
-def merge(job_id: str, manager: Manager) -> dict:
-    """Merge the adapter into its base model and save it to <job dir>/merged (400 for a full fine-tune)."""
-    return artifacts.merge(manager, job_id)
+def merge(job_id: str, manager: Manager, body: Annotated[MergeRequest | None, Body()] = None) -> dict:
+    """Merge the adapter (or a checkpoint's) into its base model and save it to <job dir>/merged
+    (merged-<checkpoint>); 400 for a full fine-tune."""
+    return artifacts.merge(manager, job_id, body.checkpoint if body else None)
 
 
 @router.post("/jobs/{job_id}/push", response_model=PushResponse, summary="Push to the Hugging Face Hub")
 def push(job_id: str, body: PushRequest, manager: Manager) -> dict:
     """Upload the model to a Hub repo (private by default); 400 when HF_TOKEN is not set."""
-    return artifacts.push(manager, job_id, body.repo_id, private=body.private, merged=body.merged)
+    return artifacts.push(manager, job_id, body.repo_id, private=body.private, merged=body.merged,
+                          checkpoint=body.checkpoint)

@@ -350,7 +350,7 @@ def trl_config(config: SFTConfig, job_dir: Path, plan: evaluation.Plan, max_leng
         weight_decay=config.weight_decay,
         seed=config.seed,
         logging_steps=config.logging_steps,
-        save_total_limit=3,
+        save_total_limit=config.keep_checkpoints,  # transformers never deletes the best with load_best
         eval_strategy="steps" if plan.evaluate else "no",
         eval_steps=plan.every if plan.evaluate else None,
         metric_for_best_model=plan.metric if plan.evaluate else None,

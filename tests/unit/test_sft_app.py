@@ -29,6 +29,7 @@ ENDPOINTS = {
     "/api/sft/resources": {"get"}, "/api/sft/playground/release": {"post"},
     "/api/sft/sweeps": {"get", "post"}, "/api/sft/sweeps/{sweep_id}": {"get"},
     "/api/sft/sweeps/{sweep_id}/stop": {"post"},
+    "/api/sft/jobs/{job_id}/checkpoints": {"get"},
     "/api/sft/jobs/{job_id}/events": {"get"},
 }
 

@@ -20,6 +20,7 @@ from sft_ui.config import check_text
 from sft_ui.errors import one_line
 from sft_ui.manager import JobManager, StateError
 from sft_ui.status import ACTIVE
+from sft_ui.tracking import TENSORBOARD_DIR
 
 log = logging.getLogger(__name__)
 
@@ -152,6 +153,9 @@ def zip_job(manager: JobManager, job_id: str, checkpoint: str | None = None) -> 
             for name in (jobdir.CONFIG, jobdir.METRICS, jobdir.RESULT):
                 if (job_dir / name).is_file():
                     archive.write(job_dir / name, name)
+            for path in sorted((job_dir / TENSORBOARD_DIR).rglob("*")):  # report_to tensorboard's event files
+                if path.is_file() and not path.is_symlink():
+                    archive.write(path, path.relative_to(job_dir).as_posix())
             archive.writestr("README.md", model_card(record, what, local_base(manager, record)))
         os.replace(tmp, dest)
     finally:

@@ -30,6 +30,7 @@ Precision = Literal["auto", "fp32", "bf16", "fp16"]
 PromptTemplate = Literal["auto", "chat", "alpaca", "plain"]
 Truncation = Literal["cut", "drop"]
 BestMetric = Literal["eval_loss", "eval_mean_token_accuracy"]
+Tracker = Literal["tensorboard", "trackio", "wandb", "mlflow"]  # report_to (sft_ui.tracking)
 AUTO_SAMPLES = "auto"  # sample_prompts: the first held-out rows instead of typed prompts
 MAX_COLUMN_MAP = 32  # entries of column_map
 MAX_SAMPLE_PROMPTS = 8  # each is answered at every sample step, between training steps
@@ -291,6 +292,12 @@ class SFTConfig(BaseModel):
     truncation: Truncation = Field(
         "cut", description="Rows longer than max_seq_length: cut them, or drop them (counted as dropped).",
         json_schema_extra={"group": "Advanced"},
+    )
+    report_to: list[Tracker] = Field(
+        default_factory=list, max_length=4,
+        description="Experiment trackers that log the run: tensorboard (event files in the job dir), trackio (a "
+        "local project under the data dir), wandb and mlflow (when installed, with their usual environment variables).",
+        json_schema_extra={"group": "Tracking"},
     )
 
     @field_validator("*", mode="before")

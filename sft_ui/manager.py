@@ -12,7 +12,7 @@ from collections.abc import Callable, Iterable
 from pathlib import Path
 from typing import TYPE_CHECKING, Any
 
-from sft_ui import events, jobdir, recovery, settings, supervisor
+from sft_ui import events, job_fields, jobdir, recovery, settings, supervisor
 from sft_ui.config import MAX_NAME_LENGTH, SFTConfig, check_text, parse_config, whole_number
 from sft_ui.errors import NotFoundError, StateError
 from sft_ui.model_library import ModelLibrary
@@ -127,12 +127,15 @@ class JobManager:
         self._schedule()
 
     # --- jobs ---
-    def create_job(self, config: SFTConfig | dict[str, Any], extra: dict[str, Any] | None = None) -> str:
-        """Validate `config`, record a pending job (with `extra`'s fields) and make its directory; returns its id."""
-        from sft_ui import data  # light: the path rules and a look at the first rows
+    def create_job(self, config: SFTConfig | dict[str, Any], extra: dict[str, Any] | None = None, *,
+                   metadata: dict[str, str] | None = None) -> str:
+        """Validate `config` and `metadata`, record a pending job (with `extra`'s fields) and make its directory;
+        returns its id."""
+        from sft_ui import data, tracking  # light: the path rules and a look at the first rows
         from sft_ui.data import peek
 
         cfg = parse_config(config)
+        extra = {**(extra or {}), "metadata": job_fields.check_metadata(metadata)}
         data.check_paths(cfg, self.store_root())
         peek.check_source(cfg, self.store_root())  # what Preview refuses, read from the first rows only
         job_id = new_id()
@@ -145,6 +148,7 @@ class JobManager:
                                  "stop some or let them finish first")
             try:
                 jobdir.make(job_dir, dumped, cfg.output_dir)
+                tracking.write_run(job_dir, cfg.display_name, extra.get("sweep_id"))
             except OSError as exc:  # the disk is full: 507, like any write the disk refused
                 raise StoreWriteError(exc.errno, exc.strerror) from None
             try:
@@ -431,7 +435,7 @@ class JobManager:
             record["stop_requested"] = run.stop_requested.is_set()
         if record["status"] == JobStatus.PENDING and job_id in self._queue:
             record["queue_position"] = list(self._queue).index(job_id) + 1
-        return record
+        return job_fields.add_live_fields(record)
 
     def _schedule(self) -> None:
         with self._lock:

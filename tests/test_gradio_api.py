@@ -56,7 +56,7 @@ def test_view_api_lists_exactly_the_named_endpoints(gradio: Client) -> None:
     assert sorted(info["named_endpoints"]) == sorted(f"/{name}" for name in API_NAMES)
     assert info["unnamed_endpoints"] == {}
     params = {name: [p["parameter_name"] for p in ep["parameters"]] for name, ep in info["named_endpoints"].items()}
-    assert params["/train"] == ["config"]
+    assert params["/train"] == ["config", "metadata"]  # metadata: optional (issue 17)
     assert params["/get_metrics"] == ["job_id", "since", "max_points"]
     assert params["/save_config"] == ["name", "config"]
     assert params["/list_configs"] == []

@@ -12,6 +12,7 @@ from pydantic import ValidationError
 from sft_ui import checkpoints, settings
 from sft_ui.config import check_text, describe_errors
 from sft_ui.data import library
+from sft_ui.job_fields import check_metadata
 from sft_ui.manager import JobManager, NotFoundError, StateError
 from sft_ui.playground import Playground
 from sft_ui.store import StoreWriteError
@@ -47,14 +48,18 @@ def add_api(manager: JobManager, playground: Playground) -> None:
         """An id or filter as given; gr.Error naming `field` when it holds a lone surrogate or control character."""
         return call(check_text, value, field)
 
-    def train(config: dict) -> dict:
-        """Create a job from `config` (SFTConfig fields) and start it: {job_id, status}."""
-        job_id = call(manager.create_job, config)
+    def train(config: dict, metadata: dict | None = None) -> dict:
+        """Create a job from `config` (SFTConfig fields), with `metadata` (up to 16 string pairs), and start it:
+        {job_id, status}."""
+        job_id = call(lambda: manager.create_job(config, metadata=metadata or None))
         return {"job_id": job_id, "status": call(manager.start_job, job_id)["status"]}
 
-    def list_jobs(status: str | None = None) -> dict:
-        """All jobs, newest first, optionally only those with `status`: {jobs: [...]}."""
-        return {"jobs": call(manager.list_jobs, checked(status, "status") or None)}
+    def list_jobs(status: str | None = None, metadata: dict | None = None) -> dict:
+        """All jobs, newest first, optionally only those with `status` and whose metadata has every pair of
+        `metadata`: {jobs: [...]}."""
+        jobs = call(manager.list_jobs, checked(status, "status") or None)
+        wanted = call(check_metadata, metadata)
+        return {"jobs": [job for job in jobs if all(job["metadata"].get(k) == v for k, v in wanted.items())]}
 
     def get_job(job_id: str) -> dict:
         """One job record: status, progress, metrics, config, error or result."""

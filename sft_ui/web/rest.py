@@ -11,7 +11,7 @@ from fastapi.responses import JSONResponse, Response
 from fastapi.security import HTTPAuthorizationCredentials, HTTPBearer
 from pydantic import BaseModel, ConfigDict, Field, ValidationError
 
-from sft_ui import settings
+from sft_ui import job_fields, openai_shape, settings
 from sft_ui.config import SFTConfig, Text, describe_errors
 from sft_ui.manager import JobManager, NotFoundError
 from sft_ui.status import STATUSES, JobStatus, Progress
@@ -28,6 +28,9 @@ class TrainRequest(BaseModel):
 
     model_config = ConfigDict(extra="forbid")
     config: SFTConfig = Field(description="The job's options; keys left out take their defaults. Unknown keys are 400.")
+    metadata: dict[str, Any] | None = Field(
+        None, description="Up to 16 string keys (1-64 characters) and string values (up to 512), as OpenAI's jobs "
+        "have; returned in the record and filtered on by GET /jobs?metadata.<key>=<value>")
 
 
 class TrainResponse(BaseModel):
@@ -58,9 +61,12 @@ class JobRecord(BaseModel):
 
 
 class JobList(BaseModel):
-    """Job records, newest first."""
+    """Job records, newest first; `has_more` and `last_id` (the `after` of the next page) when a page was asked
+    for (limit or after)."""
 
     jobs: list[JobRecord]
+    has_more: bool | None = Field(None, description="More jobs follow this page (only with limit or after)")
+    last_id: str | None = Field(None, description="The last job's id: pass it as `after` for the next page")
 
 
 class StopResponse(BaseModel):
@@ -196,7 +202,7 @@ _guarded = APIRouter(dependencies=[Depends(require_api_key)], responses=ERRORS)
 @_guarded.post("/train", response_model=TrainResponse, summary="Start training")
 def train(body: TrainRequest, manager: Manager) -> TrainResponse:
     """Create a job from the config and start it (`pending` while all slots are busy)."""
-    job_id = manager.create_job(body.config)
+    job_id = manager.create_job(body.config, metadata=body.metadata)
     record = manager.start_job(job_id)
     return TrainResponse(job_id=job_id, status=record["status"])
 
@@ -204,24 +210,38 @@ def train(body: TrainRequest, manager: Manager) -> TrainResponse:
 @_guarded.get("/jobs", response_model=JobList, summary="List jobs")
 def list_jobs(
     manager: Manager,
+    request: Request,  # its metadata.<key>=<value> pairs filter the list
     status: Annotated[JobStatus | None, Query(description="Only jobs with this status")] = None,
     limit: Annotated[int | None, Query(ge=1, le=10_000, description="At most this many jobs")] = None,
     offset: Annotated[int, Query(ge=0, description="Skip this many (newest first)")] = 0,
+    after: Annotated[str | None, Query(max_length=64, description="Only jobs older than this job id (a cursor: "
+                                       "the last_id of the previous page)")] = None,
 ) -> Response:
-    """Job records, newest first."""
-    records = manager.list_jobs_encoded(_encode_record, status=status, limit=limit, offset=offset)
-    return Response(b'{"jobs":[' + b",".join(records) + b"]}", media_type="application/json")
+    """Job records, newest first; `?metadata.<key>=<value>` keeps the jobs whose metadata has every such pair."""
+    wanted = job_fields.metadata_filter(request.query_params.multi_items())
+    if limit is None and after is None and not wanted:  # the seed's answer, as it was
+        records = manager.list_jobs_encoded(_encode_record, status=status, limit=limit, offset=offset)
+        return Response(b'{"jobs":[' + b",".join(records) + b"]}", media_type="application/json")
+    body = job_fields.page(manager, _encode_record, status, limit, offset, after, wanted)
+    return Response(body, media_type="application/json")
 
 
 def _encode_record(record: dict[str, Any]) -> bytes:
     """One job record as the JobRecord JSON that GET /jobs/{id} answers (the manager keeps ended ones)."""
-    return JobRecord.model_validate(record).model_dump_json().encode()
+    return JobRecord.model_validate(job_fields.add_live_fields(dict(record))).model_dump_json().encode()
 
 
-@_guarded.get("/jobs/{job_id}", response_model=JobRecord, summary="Get job status")
-def get_job(job_id: str, manager: Manager) -> dict[str, Any]:
+@_guarded.get("/jobs/{job_id}", response_model=JobRecord, summary="Get job status",
+              responses={200: {"description": "The job record; with `?format=openai`, OpenAI's fine_tuning.job "
+                               "object (sft_ui.openai_shape)"}})
+def get_job(job_id: str, manager: Manager,
+            format: Annotated[Literal["openai"] | None, Query(  # noqa: A002 - the query parameter's name
+                description="openai: the record in the shape of OpenAI's fine-tuning job object")] = None) -> Any:
     """The job record, with live progress while it runs."""
-    return manager.get_job_status(job_id)
+    record = manager.get_job_status(job_id)
+    if format == "openai":
+        return JSONResponse(openai_shape.fine_tuning_job(record))
+    return record
 
 
 @_guarded.post("/jobs/{job_id}/stop", response_model=StopResponse, summary="Stop job")

@@ -12,7 +12,7 @@ from typing import Any, Protocol
 import torch
 from transformers import TrainerCallback
 
-from sft_ui import data, jobdir
+from sft_ui import data, jobdir, tracking
 from sft_ui.config import AUTO_SAMPLES, SFTConfig
 from sft_ui.worker import evaluation
 
@@ -221,6 +221,7 @@ def run(config: SFTConfig, job_dir: Path, data_root: Path, cache_dir: Path, repo
         print(f"[sft-ui] {line}", flush=True)
         reporter.event("warning", line, "warning")
 
+    tracked, trackers = tracking.trainer_setup(config.report_to, job_dir, data_root)  # a missing one fails here
     reporter.phase("loading_model")
     tokenizer = data.load_tokenizer(config.base_model, data_root, cache_dir)
     model = data.load_model(config.base_model, data_root, cache_dir,
@@ -249,7 +250,8 @@ def run(config: SFTConfig, job_dir: Path, data_root: Path, cache_dir: Path, repo
 
     cut_after = config.padding_free and not config.packing
     plan = evaluation_plan(config, eval_set is not None)
-    args = trl_config(config, job_dir, plan, None if cut_after else max_length, {**fast, **trl_kwargs}, bf16, fp16)
+    args = trl_config(config, job_dir, plan, None if cut_after else max_length, {**fast, **trl_kwargs, **tracked}, bf16,
+                      fp16)
     peft_config = None
     if config.use_lora:
         peft_config = LoraConfig(r=config.lora_r, lora_alpha=config.lora_alpha, lora_dropout=config.lora_dropout,
@@ -260,7 +262,8 @@ def run(config: SFTConfig, job_dir: Path, data_root: Path, cache_dir: Path, repo
     held_out = eval_set if eval_set is not None else builtin_held_out(counted, data_root, tokenizer)
     watchers = evaluation.Watchers(config, plan, tokenizer, shape.get("prompt_style", "plain"), held_out, reporter)
     trainer = SFTTrainer(model=model, args=args, train_dataset=train_set, eval_dataset=eval_set,
-                         processing_class=tokenizer, peft_config=peft_config, callbacks=[callback, *watchers.all()])
+                         processing_class=tokenizer, peft_config=peft_config,
+                         callbacks=[callback, *watchers.all(), *trackers])
     if cut_after:
         trainer.train_dataset = truncate_rows(trainer.train_dataset, max_length)
         if trainer.eval_dataset is not None:
@@ -365,7 +368,6 @@ def trl_config(config: SFTConfig, job_dir: Path, plan: evaluation.Plan, max_leng
         dataloader_num_workers=config.dataloader_num_workers,
         ddp_find_unused_parameters=False if distributed else None,
         use_cpu=not torch.cuda.is_available(),
-        report_to=[],
         disable_tqdm=True,
         **extra,
     )

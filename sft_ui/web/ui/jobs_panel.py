@@ -13,7 +13,7 @@ from sft_ui.config import SFTConfig
 from sft_ui.escaping import escape
 from sft_ui.manager import JobManager, NotFoundError
 from sft_ui.status import ACTIVE
-from sft_ui.web.ui import eval_views, job_detail, jobs_actions, views
+from sft_ui.web.ui import eval_views, job_detail, job_fields_view, jobs_actions, views
 from sft_ui.web.ui.common import PICKER_JOBS
 
 EMPTY_PANEL = "Select a job to see its progress."
@@ -148,7 +148,8 @@ def show_job(manager: JobManager, job_id: str | None, record: dict[str, Any] | N
     error, result = record.get("error"), record.get("result")
     has_model = can["try_it"]
     return [
-        views.summary_markdown(record) + phases_line(result),
+        views.summary_markdown(record) + phases_line(result)
+        + job_fields_view.fields_markdown(record, manager.data_dir),
         views.progress_html(record),
         job_detail.next_step_html(status, has_model),
         gr.HTML(job_detail.error_card(error, log, can["resume"], FIELDS), visible=bool(error)),

@@ -177,3 +177,29 @@ def test_resume_from_an_older_checkpoint_continues_from_its_step(manager: JobMan
     assert [p["step"] for p in manager.get_metrics(job_id) if "loss" in p] == list(range(1, 61))  # no repeats
     assert "resuming from checkpoint-5" in manager.get_log(job_id)
     assert [c["step"] for c in listed(manager, job_id)] == list(range(5, 61, 5))  # saved again after step 5
+
+
+def test_gradio_lists_checkpoints_and_answers_from_one(finished: Finished) -> None:
+    from gradio_client import Client
+    from gradio_client.exceptions import AppError
+
+    from tests.servers import live_server
+
+    manager, records = finished
+    job_id = records["kept2"]["job_id"]
+    rest = rest_client(manager)
+    with live_server(manager) as url:
+        gradio = Client(url, verbose=False)
+        try:
+            answer = gradio.predict(job_id, api_name="/list_checkpoints")
+            expected = [{k: v for k, v in c.items() if k != "path"} for c in listed(manager, job_id)]
+            assert answer == {"job_id": job_id, "checkpoints": expected}  # no "path": gradio_client would fetch it
+            tuned = gradio.predict(job_id, PROMPT, 12, 0.0, 1.0, "", "checkpoint-9", api_name="/generate")["tuned"]
+            body = {"prompt": PROMPT, "max_new_tokens": 12, "checkpoint": "checkpoint-9"}
+            assert tuned == rest.post(f"/api/sft/jobs/{job_id}/generate", json=body).json()["tuned"]
+            with pytest.raises(AppError, match="checkpoint: this job has no checkpoint-3"):
+                gradio.predict(job_id, "hi", api_name="/generate", checkpoint="checkpoint-3")
+            with pytest.raises(AppError, match="only a stopped or failed job can be resumed"):  # (job_id, checkpoint)
+                gradio.predict(job_id, "checkpoint-9", api_name="/resume_job")
+        finally:
+            gradio.close()

@@ -122,9 +122,10 @@ def _add_artifact_api(manager: JobManager, playground: Playground, call: Callabl
                 "step": step}
 
     def list_checkpoints(job_id: str) -> dict:
-        """The job's checkpoints on disk: {job_id, checkpoints: [{name, step, path, size_bytes, train_loss,
-        eval_loss, best}]}."""
-        return call(checkpoints.for_job, manager, call(check_text, job_id, "job_id"))
+        """The job's checkpoints on disk: {job_id, checkpoints: [{name, step, size_bytes, train_loss, eval_loss,
+        best}]} (REST's, without `path`)."""
+        found = call(checkpoints.for_job, manager, call(check_text, job_id, "job_id"))
+        return {**found, "checkpoints": [_no_path(entry) for entry in found["checkpoints"]]}
 
     for fn in (generate, resume_job, list_checkpoints):
         gr.api(fn, api_name=fn.__name__)

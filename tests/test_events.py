@@ -80,7 +80,7 @@ def test_a_completed_job_tells_every_step_in_order_and_pages_by_cursor(served: t
     training, saving = kinds.index("phase:training"), kinds.index("phase:saving")
     checkpoints = [e for e in found if e["type"] == "checkpoint"]
     assert [e["data"]["step"] for e in checkpoints] == [3, 6]
-    assert checkpoints[0]["data"]["path"] == "checkpoints/checkpoint-3"
+    assert checkpoints[0]["data"]["folder"] == "checkpoints/checkpoint-3"
     evaluations = [e for e in found if e["type"] == "evaluation"]
     eval_points = [p for p in manager.get_metrics(job_id) if "eval_loss" in p]
     assert [(e["data"]["step"], e["data"]["eval_loss"]) for e in evaluations] == \

@@ -287,6 +287,7 @@ def test_the_metrics_table_and_the_loss_plot_end_at_the_rest_step(served: Served
         expect(points).to_have_count(step)
         legend = page.locator("#loss-plot")
         expect(legend).not_to_contain_text("eval")  # no eval points: no eval series
+        page.locator("#job-log-accordion").get_by_text("Raw log").click()  # folded under the events
         log = page.locator("#job-log textarea").input_value()
         assert "{'loss'" not in log and "it/s]" not in log  # raw dicts and progress bars left out
         assert "{'loss'" in served.manager.get_log(served.done)  # which the full log has
@@ -313,6 +314,7 @@ def test_a_failure_shows_a_card_with_the_cause_and_the_traceback_folded(served: 
         expect(trace).to_be_hidden()
         card.locator("summary").click()
         expect(trace).to_contain_text("FileNotFoundError")
+        page.locator("#job-log-accordion").get_by_text("Raw log").click()  # folded under the events
         with page.expect_download() as download:
             page.locator("#log-download").click()
         saved = tmp_path / "log.txt"

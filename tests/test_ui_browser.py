@@ -127,6 +127,7 @@ def test_start_the_default_job_watch_it_complete_and_plot_its_loss(ui: Page) -> 
     expect(ui.locator('#lr-plot path[aria-roledescription="point"]')).to_have_count(30)
     expect(ui.locator("#job-result")).to_contain_text("final_loss")
     expect(ui.locator("#stop-btn")).to_be_disabled()
+    ui.locator("#job-log-accordion").get_by_text("Raw log").click()  # folded under the events
     expect(ui.locator("#job-log")).to_be_visible()
 
     # Compare shows the job's curve too.

@@ -82,9 +82,10 @@ class ReportCallback(TrainerCallback):
         self.reporter.log_metrics(point)
 
     def on_save(self, args, state, control, **kwargs):  # type: ignore[no-untyped-def]
-        name = f"checkpoint-{state.global_step}"
+        name = f"checkpoint-{state.global_step}"  # its folder under the job dir; a "path" key would make
+        # gradio_client try to download it
         self.reporter.event("checkpoint", f"Checkpoint saved at step {state.global_step}", step=state.global_step,
-                            checkpoint=name, path=f"{jobdir.CHECKPOINTS}/{name}")
+                            checkpoint=name, folder=f"{jobdir.CHECKPOINTS}/{name}")
 
     def on_evaluate(self, args, state, control, metrics=None, **kwargs):  # type: ignore[no-untyped-def]
         found = {k: _number(v) for k, v in (metrics or {}).items() if k.startswith("eval_") and "runtime" not in k

@@ -59,3 +59,21 @@ def test_hostile_text_is_kept_as_written(tmp_path: Path) -> None:
     [event] = events.read(tmp_path, None, 10)[0]
     assert event["message"] == "Failed: <script>alert(1)</script>\nline two" and event["level"] == "error"
     assert event["data"] == {"error": "x\u2028y"} and event["type"] == "failed"
+
+
+def test_the_timeline_shows_the_newest_first_with_time_level_and_escaped_message() -> None:
+    from sft_ui.escaping import escape
+    from sft_ui.web.ui.job_events import timeline_html
+
+    found = [{"id": "evt_1", "created_at": "2026-12-02T09:53:29Z", "level": "info", "type": "created",
+              "message": "Job created: <img src=x onerror=alert(1)> **bold** $x$", "data": {}},
+             {"id": "evt_2", "created_at": "2026-12-02T09:54:01Z", "level": "error", "type": "failed",
+              "message": "Failed: <script>", "data": {}},
+             {"id": "evt_3", "created_at": None, "level": "nonsense", "type": "x", "message": "odd", "data": {}}]
+    html = timeline_html(found)
+    ids = [html.index(f'data-event-id="{escape(f"evt_{n}")}"') for n in (3, 2, 1)]
+    assert ids == sorted(ids)
+    assert "<img" not in html and "<script" not in html and "**bold**" not in html
+    assert '<li class="sft-ev-error"' in html and 'data-level="info" data-type="x"' in html  # unknown: info
+    assert f">{escape('09:53:29')}</time>" in html
+    assert timeline_html([]) == '<p id="job-events" class="sft-none">No events yet.</p>'

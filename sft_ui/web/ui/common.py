@@ -51,3 +51,13 @@ CSS = """
   #jobs-cards { display: block; }
 }
 """
+CSS += """
+/* Jobs: the selected job's events (job_events.py), newest first, coloured by level. */
+#job-events { list-style: none; margin: 0; padding: 0; max-height: 320px; overflow-y: auto; font-size: 0.9em; }
+#job-events li { display: flex; gap: 6px; align-items: baseline; padding: 3px 6px; border-left: 3px solid #2563eb;
+  margin: 2px 0; }
+#job-events li.sft-ev-warning { border-left-color: #d97706; background: rgba(217, 119, 6, 0.08); }
+#job-events li.sft-ev-error { border-left-color: #dc2626; background: rgba(220, 38, 38, 0.08); }
+#job-events time { font-variant-numeric: tabular-nums; color: var(--body-text-color-subdued); white-space: nowrap; }
+#job-events .sft-ev-msg { white-space: pre-wrap; overflow-wrap: anywhere; min-width: 0; }
+"""

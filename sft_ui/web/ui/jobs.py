@@ -8,7 +8,7 @@ import gradio as gr
 
 from sft_ui.manager import JobManager
 from sft_ui.status import JobStatus
-from sft_ui.web.ui import job_detail, jobs_actions, jobs_panel, links, views
+from sft_ui.web.ui import job_detail, job_events, jobs_actions, jobs_panel, links, views
 from sft_ui.web.ui.common import PRIVATE, QUIET
 
 # The table's column widths (TABLE_HEADERS); the name column takes what is left and cuts a long name with an
@@ -99,12 +99,15 @@ def build(manager: JobManager, timer: gr.Timer) -> JobsTab:
                 lr_plot = gr.LinePlot(views.plot_frame([], "learning_rate"), x="step", y="learning_rate",
                                       title="Learning rate", height=200, elem_id="lr-plot")
             with gr.Column(scale=2, min_width=300):
+                gr.Markdown("**Events** (newest first)")
+                events_box = gr.HTML(job_events.timeline_html([]), elem_id="job-events-box")
                 gr.Markdown("**Training steps** (the newest logged)")
                 metrics = gr.HTML(job_detail.metrics_table_html([]), elem_id="job-metrics")
-                log_box = gr.Textbox(label="Log (tail; progress bars and raw metric lines left out)", lines=14,
-                                     max_lines=14, autoscroll=True, interactive=False, elem_id="job-log")
-                log_download = gr.DownloadButton("Download the full log", size="sm", visible=False,
-                                                 elem_id="log-download")
+                with gr.Accordion("Raw log", open=False, elem_id="job-log-accordion"):
+                    log_box = gr.Textbox(label="Log (tail; progress bars and raw metric lines left out)", lines=14,
+                                         max_lines=14, autoscroll=True, interactive=False, elem_id="job-log")
+                    log_download = gr.DownloadButton("Download the full log", size="sm", visible=False,
+                                                     elem_id="log-download")
                 result_box = gr.JSON(label="Result", visible=False, elem_id="job-result")
                 with gr.Accordion("Config", open=False):
                     config_box = gr.JSON(label="Config", elem_id="job-config")
@@ -112,7 +115,7 @@ def build(manager: JobManager, timer: gr.Timer) -> JobsTab:
     named = {"summary": summary, "progress": progress, "next_step": next_step, "error_box": error_box,
              "loss_plot": loss_plot, "lr_plot": lr_plot, "metrics": metrics, "log_box": log_box,
              "log_download": log_download, "result_box": result_box, "config_box": config_box,
-             "evaluation": evaluation, "samples": samples,
+             "evaluation": evaluation, "samples": samples, "events": events_box,
              **{name: getattr(actions, name) for name in jobs_actions.Actions.__dataclass_fields__}}
     panel = [named[name] for name in jobs_panel.PANEL] + [metrics_buf]
     part = JobsTab(status_filter, table, table_sig, cards, job_pick, link, message, actions, panel,

@@ -15,6 +15,7 @@ from sft_ui.manager import JobManager, NotFoundError
 from sft_ui.status import ACTIVE
 from sft_ui.web.ui import eval_views, job_detail, job_fields_view, jobs_actions, views
 from sft_ui.web.ui.common import PICKER_JOBS
+from sft_ui.web.ui.job_events import timeline_update
 
 EMPTY_PANEL = "Select a job to see its progress."
 TABLE_PAGE = 50  # rows of the jobs table: the newest jobs (older ones are in the job picker)
@@ -23,6 +24,7 @@ FIELDS = tuple(SFTConfig.model_fields)
 # The panel's outputs, in order (jobs.build makes the components; show_job fills them).
 PANEL = ("summary", "progress", "next_step", "error_box", *jobs_actions.Actions.__dataclass_fields__, "loss_plot",
          "lr_plot", "metrics", "log_box", "log_download", "result_box", "config_box", "evaluation", "samples")
+PANEL += ("events",)  # the timeline (job_events.py)
 
 
 @dataclass
@@ -162,6 +164,7 @@ def show_job(manager: JobManager, job_id: str | None, record: dict[str, Any] | N
         gr.JSON(job_detail.result_view(result), visible=bool(result)),
         record.get("config") if fresh else gr.skip(),
         *evaluation_updates(manager, record, buf, read_samples=active or changed_status),
+        timeline_update(manager, job_id, buf.events),
         buf,
     ]
 
@@ -171,7 +174,7 @@ def empty_panel(text: str, buf: views.MetricsBuffer) -> list[Any]:
     return [text, "", "", gr.HTML(visible=False), *jobs_actions.button_updates(jobs_actions.allowed(None)),
             buf.loss_frame(), views.plot_frame([], "learning_rate"), job_detail.metrics_table_html([]),
             "", gr.DownloadButton(visible=False), gr.JSON(visible=False), None, gr.HTML("", visible=False),
-            gr.HTML("", visible=False), buf]
+            gr.HTML("", visible=False), "", buf]
 
 
 def evaluation_updates(manager: JobManager, record: dict[str, Any], buf: views.MetricsBuffer,

@@ -10,6 +10,7 @@ from sft_ui.escaping import escape
 from sft_ui.status import JobStatus
 from sft_ui.web.ui.eval_views import SamplesBuffer
 from sft_ui.web.ui.job_detail import ema
+from sft_ui.web.ui.job_events import EventsTrail
 
 MAX_PLOT_POINTS = 1000
 # Essentials first: what a person scans for; the model, data set and times are in the job's detail panel.
@@ -137,6 +138,7 @@ class MetricsBuffer:
         self.loss: list[tuple[int, float, str]] = []  # (step, value, "train" | EVAL)
         self.eval_accuracy: list[tuple[int, float]] = []  # (step, eval_mean_token_accuracy)
         self.samples = SamplesBuffer()  # the sample answers read so far (jobs_panel reads them)
+        self.events = EventsTrail()  # the job's events read so far (the timeline, jobs_panel)
         self.lr: list[tuple[int, float]] = []
         self.elapsed: dict[int, float] = {}  # step -> seconds of training, summed over resumed runs
         self.recent: list[dict[str, Any]] = []  # the newest points as logged, for the metrics table

@@ -2,6 +2,7 @@
 
 from __future__ import annotations
 
+import time
 from pathlib import Path
 
 import pytest
@@ -133,3 +134,16 @@ def test_report_to_checks_and_views(tmp_path: Path, monkeypatch: pytest.MonkeyPa
     lines = tracking.views({"config": {"report_to": ["tensorboard", "trackio"]}, "job_dir": str(job_dir)}, tmp_path)
     assert lines == [f"TensorBoard: tensorboard --logdir {job_dir / 'tensorboard'}",
                      f"trackio: TRACKIO_DIR={tmp_path / 'trackio'} trackio show --project sft-ui"]
+
+
+def test_a_running_record_carries_estimated_finish_over_rest(client: TestClient, quiet: JobManager) -> None:
+    job_id = train(client)
+    quiet.store.update_job(job_id, {"status": "running", "progress": {"step": 5, "total_steps": 10, "epoch": 0.1,
+                                                                       "eta_seconds": 600.0}})
+    before = time.time()
+    record = client.get(f"/api/sft/jobs/{job_id}").json()
+    finish = openai_shape.unix_seconds(record["estimated_finish"])
+    assert before + 599 <= finish <= time.time() + 601
+    assert client.get(f"/api/sft/jobs/{job_id}?format=openai").json()["estimated_finish"] == finish
+    assert [j["estimated_finish"] for j in client.get("/api/sft/jobs?limit=5").json()["jobs"]] == [
+        record["estimated_finish"]]

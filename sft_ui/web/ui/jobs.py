@@ -88,7 +88,7 @@ def build(manager: JobManager, timer: gr.Timer) -> JobsTab:
                 evaluation = gr.HTML(visible=False, elem_id="job-eval-box")
                 error_box = gr.HTML(visible=False, elem_id="job-error")
                 message = gr.HTML(elem_id="job-msg")
-                actions = jobs_actions.build(manager, job_pick, message, metrics_buf)
+                actions = jobs_actions.build(manager, job_pick, message, metrics_buf, timer)
                 loss_plot = gr.LinePlot(views.MetricsBuffer().loss_frame(), x="step", y="loss", color="series",
                                         color_map=views.LOSS_COLORS, colors_in_legend=["train"], title="Loss",
                                         height=280, elem_id="loss-plot")

@@ -10,8 +10,8 @@ import gradio as gr
 from sft_ui import artifacts, jobdir, resume
 from sft_ui.manager import JobManager, NotFoundError, StateError
 from sft_ui.status import ACTIVE, JobStatus
-from sft_ui.web.ui import views
-from sft_ui.web.ui.common import PRIVATE
+from sft_ui.web.ui import checkpoints_view, views
+from sft_ui.web.ui.common import PRIVATE, QUIET
 
 
 @dataclass
@@ -61,9 +61,17 @@ def button_updates(can: dict[str, bool]) -> list[Any]:
     return updates
 
 
-def build(manager: JobManager, job_pick: gr.Dropdown, message: gr.HTML, metrics_buf: gr.State) -> Actions:
-    """The action rows (all disabled until a job is picked), wired to answer in `message`."""
+def build(manager: JobManager, job_pick: gr.Dropdown, message: gr.HTML, metrics_buf: gr.State,
+          timer: gr.Timer | None = None) -> Actions:
+    """The action rows (all disabled until a job is picked), wired to answer in `message`, above the job's
+    checkpoints and the picker they use (kept current on `timer`'s ticks)."""
     off: dict[str, Any] = {"interactive": False, "size": "sm"}
+    with gr.Accordion("Checkpoints", open=False, elem_id="job-checkpoints"):
+        checkpoints_box = gr.HTML(checkpoints_view.table_html([]), elem_id="job-checkpoints-box")
+        picked = gr.Dropdown([checkpoints_view.FINAL], value="", label="Checkpoint to use", elem_id="checkpoint-pick",
+                             info="What Resume continues from (the final model: the last checkpoint) and what the zip, "
+                                  "Merge and Push take.")
+        sig = gr.State("")
     with gr.Row(elem_id="job-actions"):
         stop_btn = gr.Button("Stop", variant="stop", elem_id="stop-btn", **off)
         resume_btn = gr.Button("Resume from checkpoint", elem_id="resume-btn", **off)
@@ -81,12 +89,20 @@ def build(manager: JobManager, job_pick: gr.Dropdown, message: gr.HTML, metrics_
         gr.Markdown("Needs `HF_TOKEN` (write access) in the server's environment, e.g. a Space secret. "
                     "The token is read for each push and never stored.")
     served: set[Path] = set()  # export folders handed to Gradio as static paths
-    resume_btn.click(lambda job_id: resume_job(manager, job_id), job_pick, [message, metrics_buf], **PRIVATE)
-    prepare_btn.click(lambda job_id: prepare(manager, job_id, served), job_pick, [message, download], **PRIVATE)
-    merge_btn.click(lambda job_id: merge(manager, job_id), job_pick, message, **PRIVATE)
-    push_btn.click(lambda job_id, *args: push(manager, job_id, *args), [job_pick, repo, private, merged], message,
-                   **PRIVATE)
+    resume_btn.click(lambda job_id, name: resume_job(manager, job_id, name), [job_pick, picked],
+                     [message, metrics_buf], **PRIVATE)
+    prepare_btn.click(lambda job_id, name: prepare(manager, job_id, served, name), [job_pick, picked],
+                      [message, download], **PRIVATE)
+    merge_btn.click(lambda job_id, name: merge(manager, job_id, name), [job_pick, picked], message, **PRIVATE)
+    push_btn.click(lambda job_id, *args: push(manager, job_id, *args), [job_pick, repo, private, merged, picked],
+                   message, **PRIVATE)
     job_pick.change(lambda _: ("", gr.DownloadButton(visible=False)), job_pick, [message, download], **PRIVATE)
+    shown = [checkpoints_box, picked, sig]
+    job_pick.change(lambda job_id: checkpoints_view.refresh(manager, job_id, None, None, picked=True), job_pick,
+                    shown, **PRIVATE)
+    if timer is not None:
+        timer.tick(lambda job_id, name, last: checkpoints_view.refresh(manager, job_id, name, last, picked=False),
+                   [job_pick, picked, sig], shown, **QUIET)
     return Actions(stop_btn, resume_btn, try_btn, prepare_btn, merge_btn, push_btn, reuse_btn)
 
 
@@ -107,20 +123,22 @@ def _failed(exc: Exception) -> str:
     return views.message_html(str(exc), "error")
 
 
-def resume_job(manager: JobManager, job_id: str | None) -> tuple[Any, Any]:
-    """Resume the selected job; a fresh metrics buffer makes the panel re-read the trimmed curve."""
+def resume_job(manager: JobManager, job_id: str | None, checkpoint: str | None = None) -> tuple[Any, Any]:
+    """Resume the selected job (from the picked checkpoint, else its last); a fresh metrics buffer makes the panel
+    re-read the trimmed curve."""
     try:
-        record = manager.resume_job(job_id or "")
+        record = manager.resume_job(job_id or "", checkpoint or None)
     except (LookupError, ValueError) as exc:
         return _failed(exc), gr.skip()
     text = f"Job {job_id} resumed from step {record['resumed']['from_step']} ({record['status']})."
     return views.message_html(text, "ok"), views.MetricsBuffer()
 
 
-def prepare(manager: JobManager, job_id: str | None, served: set[Path]) -> tuple[Any, Any]:
-    """Build the zip and show the button that downloads it."""
+def prepare(manager: JobManager, job_id: str | None, served: set[Path],
+            checkpoint: str | None = None) -> tuple[Any, Any]:
+    """Build the zip (of the picked checkpoint, else the model) and show the button that downloads it."""
     try:
-        path = artifacts.zip_job(manager, job_id or "")
+        path = artifacts.zip_job(manager, job_id or "", checkpoint or None)
     except (LookupError, ValueError) as exc:
         return _failed(exc), gr.DownloadButton(visible=False)
     if path.parent not in served:
@@ -133,17 +151,19 @@ def prepare(manager: JobManager, job_id: str | None, served: set[Path]) -> tuple
             gr.DownloadButton(f"Download {path.name}", value=str(path), visible=True))
 
 
-def merge(manager: JobManager, job_id: str | None) -> str:
-    """Merge the selected job's adapter into its base model."""
+def merge(manager: JobManager, job_id: str | None, checkpoint: str | None = None) -> str:
+    """Merge the selected job's adapter (or the picked checkpoint's) into its base model."""
     try:
-        return views.message_html(artifacts.merge(manager, job_id or "")["message"], "ok")
+        return views.message_html(artifacts.merge(manager, job_id or "", checkpoint or None)["message"], "ok")
     except (LookupError, ValueError, OSError) as exc:
         return _failed(exc)
 
 
-def push(manager: JobManager, job_id: str | None, repo: str, private: bool, merged: bool) -> str:
-    """Push the selected job's model to the Hub."""
+def push(manager: JobManager, job_id: str | None, repo: str, private: bool, merged: bool,
+         checkpoint: str | None = None) -> str:
+    """Push the selected job's model (or the picked checkpoint's) to the Hub."""
     try:
-        return views.message_html(artifacts.push(manager, job_id or "", repo, private, merged)["message"], "ok")
+        message = artifacts.push(manager, job_id or "", repo, private, merged, checkpoint or None)["message"]
+        return views.message_html(message, "ok")
     except (LookupError, ValueError) as exc:
         return _failed(exc)

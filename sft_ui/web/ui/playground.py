@@ -15,7 +15,7 @@ from sft_ui.escaping import escape
 from sft_ui.manager import JobManager, NotFoundError
 from sft_ui.playground import MAX_NEW_TOKENS, Playground, examples
 from sft_ui.status import ENDED
-from sft_ui.web.ui import views
+from sft_ui.web.ui import checkpoints_view, views
 from sft_ui.web.ui.common import PICKER_JOBS, PRIVATE, QUIET
 
 HISTORY = 10  # prompts kept in the page's history
@@ -37,6 +37,8 @@ def build(demo: gr.Blocks, manager: JobManager, playground: Playground) -> Playg
                     "chat template). Temperature 0 is greedy: the same answer every time.")
         with gr.Row():
             pick = gr.Dropdown([], value=None, label="Job", scale=4, elem_id="pg-job")
+            checkpoint = gr.Dropdown([checkpoints_view.FINAL], value="", label="Model", scale=2,
+                                     elem_id="pg-checkpoint", info="The job's final model or one of its checkpoints")
             refresh_btn = gr.Button("Refresh list", size="sm", scale=1, elem_id="pg-refresh")
         status = gr.HTML(elem_id="pg-status")
         with gr.Row(equal_height=False):
@@ -75,9 +77,12 @@ def build(demo: gr.Blocks, manager: JobManager, playground: Playground) -> Playg
                             [base_name, tuned_name, shown_examples, tasks, prompt, input_box], **PRIVATE)
     described.then(lambda job_id, auto: load(playground, job_id, auto), [pick, auto_pick], [status, auto_pick],
                    **PRIVATE)
+    pick.change(lambda job_id: checkpoint_choices(manager, job_id), pick, checkpoint, **PRIVATE)
+    checkpoint.input(lambda job_id, name: load(playground, job_id, None, name), [pick, checkpoint],
+                     [status, auto_pick], **PRIVATE)
     shown_examples.click(use, [shown_examples, tasks], [prompt, input_box], **QUIET)
     shown_history.click(use, [shown_history, history], [prompt, input_box], **QUIET)
-    settings = [pick, prompt, input_box, max_new_tokens, temperature, top_p, history]
+    settings = [pick, prompt, input_box, max_new_tokens, temperature, top_p, history, checkpoint]
     answers = [status, base, tuned, formatted, history, shown_history]
     go.click(lambda *args: generate(playground, *args), settings, answers, **PRIVATE)
     prompt.submit(lambda *args: generate(playground, *args), settings, answers, **PRIVATE)
@@ -146,34 +151,45 @@ def use(index: int | None, pairs: list[list[str]]) -> tuple[Any, Any]:
     return pairs[index][0], pairs[index][1]
 
 
-def load(playground: Playground, job_id: str | None, auto: str | None) -> tuple[str, None]:
-    """Load the picked job's models (releasing the previous job's), unless the job was picked for the person."""
+def checkpoint_choices(manager: JobManager, job_id: str | None) -> gr.Dropdown:
+    """The Model picker for a newly picked job: its final model (picked) and its checkpoints."""
+    return gr.Dropdown(choices=checkpoints_view.choices(checkpoints_view.listing(manager, job_id)), value="")
+
+
+def load(playground: Playground, job_id: str | None, auto: str | None,
+         checkpoint: str | None = None) -> tuple[str, None]:
+    """Load the picked job's models (releasing the previous job's; the picked checkpoint's when one is), unless the
+    job was picked for the person."""
     if not job_id:
         return "", None
     if job_id == auto:
         return views.message_html(f"Picked the newest finished job, {job_id}. Its models load when you click "
                                   "Generate.", "info"), None
     try:
-        info = playground.load(job_id)
+        info = playground.load(job_id, checkpoint or None)
     except (LookupError, ValueError, OSError) as exc:
         return views.message_html(str(exc), "error"), None
     kind = "LoRA adapter" if info["adapter"] else "full model"
-    return views.message_html(f"Loaded job {job_id}: {kind}, {info['prompt_style']} prompts, on {info['device']}.",
+    which = f"job {job_id}, {checkpoint}" if checkpoint else f"job {job_id}"
+    return views.message_html(f"Loaded {which}: {kind}, {info['prompt_style']} prompts, on {info['device']}.",
                               "ok"), None
 
 
 def generate(playground: Playground, job_id: str | None, prompt: str, input_text: str, max_new_tokens: float,
-             temperature: float, top_p: float, history: list[list[str]]) -> tuple[Any, ...]:
+             temperature: float, top_p: float, history: list[list[str]],
+             checkpoint: str | None = None) -> tuple[Any, ...]:
     """Both answers side by side, the prompt as the models read it, and the prompt first in the page's history."""
     skipped = (gr.skip(),) * 5
     if not job_id:
         return views.message_html("Job: pick a job first.", "error"), *skipped
     try:
         out = playground.generate(job_id, prompt, int(max_new_tokens), float(temperature), float(top_p),
-                                  input_text or "")
+                                  input_text or "", checkpoint or None)
     except (LookupError, ValueError, OSError) as exc:
         return views.message_html(str(exc), "error"), *skipped
     note = f"{out['seconds']:.2f} s · {out['max_new_tokens']} new tokens at most"
+    if checkpoint:
+        note = f"Tuned: {checkpoint} · {note}"
     tried = remember(history, prompt, input_text or "")
     return (views.message_html(note, "info"), out["base"], out["tuned"], out["prompt_formatted"], tried,
             dataset(tried))

@@ -5,6 +5,7 @@ from __future__ import annotations
 
 import json
 import os
+import shutil
 from importlib.util import find_spec
 from pathlib import Path
 from typing import Any
@@ -18,9 +19,14 @@ _PACKAGES = {"tensorboard": "tensorboard", "trackio": "trackio", "wandb": "wandb
 
 
 def write_run(job_dir: Path, name: str, group: str | None) -> None:
-    """Record the run's name, "<job name> (<job id>)", and its group (the sweep) for the worker's trackers."""
+    """Record the run's name, "<job name> (<job id>)", and its group (the sweep) for the worker's trackers; when
+    that fails (a full disk) the new job's folder goes too, as jobdir.make leaves nothing behind."""
     run = {"run_name": f"{name} ({job_dir.name})", "group": group}
-    (job_dir / RUN_FILE).write_text(json.dumps(run), encoding="utf-8")
+    try:
+        (job_dir / RUN_FILE).write_text(json.dumps(run), encoding="utf-8")
+    except OSError:
+        shutil.rmtree(job_dir, ignore_errors=True)
+        raise
 
 
 def read_run(job_dir: Path) -> dict[str, Any]:

@@ -147,3 +147,17 @@ def test_a_running_record_carries_estimated_finish_over_rest(client: TestClient,
     assert client.get(f"/api/sft/jobs/{job_id}?format=openai").json()["estimated_finish"] == finish
     assert [j["estimated_finish"] for j in client.get("/api/sft/jobs?limit=5").json()["jobs"]] == [
         record["estimated_finish"]]
+
+
+def test_a_run_file_that_cannot_be_written_leaves_no_job_folder(tmp_path: Path,
+                                                                 monkeypatch: pytest.MonkeyPatch) -> None:
+    job_dir = tmp_path / "abc123abc123"
+    job_dir.mkdir()
+
+    def full(*args: object, **kwargs: object) -> None:
+        raise OSError(28, "No space left on device")
+
+    monkeypatch.setattr(Path, "write_text", full)
+    with pytest.raises(OSError, match="No space left"):
+        tracking.write_run(job_dir, "job", None)
+    assert not job_dir.exists()

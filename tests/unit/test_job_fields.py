@@ -161,3 +161,16 @@ def test_a_run_file_that_cannot_be_written_leaves_no_job_folder(tmp_path: Path,
     with pytest.raises(OSError, match="No space left"):
         tracking.write_run(job_dir, "job", None)
     assert not job_dir.exists()
+
+
+def test_a_sweeps_runs_are_named_after_their_jobs_and_grouped_by_the_sweep(quiet: JobManager) -> None:
+    view = quiet.sweeps.create({"config": {"job_name": "grid", "max_steps": 5, "report_to": ["trackio"]},
+                                "grid": {"learning_rate": [1e-4, 3e-4]}})
+    runs = [tracking.read_run(Path(quiet.get_job_status(job_id)["job_dir"])) for job_id in view["job_ids"]]
+    names = [quiet.get_job_status(job_id)["name"] for job_id in view["job_ids"]]
+    assert [run["group"] for run in runs] == [view["sweep_id"]] * 2
+    assert [run["run_name"] for run in runs] == [f"{name} ({job_id})" for name, job_id in zip(names,
+                                                                                          view["job_ids"], strict=True)]
+    alone = quiet.create_job({"job_name": "alone"})
+    assert tracking.read_run(Path(quiet.get_job_status(alone)["job_dir"])) == {"run_name": f"alone ({alone})",
+                                                                               "group": None}

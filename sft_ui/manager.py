@@ -121,7 +121,9 @@ class JobManager:
         now = iso_time()
         for record in self._store.list_jobs(status=JobStatus.RUNNING):  # only these are copied
             supervisor.kill_orphan(record)
-            self._store.update_job(record["job_id"], recovery.ended_fields(Path(record["job_dir"]), now))
+            ended = recovery.ended_fields(Path(record["job_dir"]), now)
+            self._store.update_job(record["job_id"], ended)
+            events.ended(Path(record["job_dir"]), ended)  # the server that followed it died first
         self._queue.extend(r["job_id"] for r, _ in self._store.scan_jobs(status=JobStatus.PENDING)
                            if r.get("queued_at"))
         self._schedule()
@@ -232,8 +234,9 @@ class JobManager:
             record = self._get(job_id)
             if record["status"] not in ACTIVE:
                 raise StateError(f"job {job_id} is already {record['status']}; only pending or running jobs stop")
-            events.append(Path(record["job_dir"]), "stop_requested", "Stop requested")
             run = self._runs.get(job_id)
+            if run is None or not run.stop_requested.is_set():  # a second click is no new event
+                events.append(Path(record["job_dir"]), "stop_requested", "Stop requested")
             if run is None:
                 if job_id in self._queue:
                     self._queue.remove(job_id)

@@ -126,7 +126,7 @@ def test_a_failed_job_ends_with_an_error_event_naming_the_cause(served: tuple[Jo
 
 def test_a_stopped_then_resumed_job_appends_and_never_rewrites(served: tuple[JobManager, TestClient]) -> None:
     manager, client = served
-    job_id = manager.create_job({**LONG, "max_steps": 12})
+    job_id = manager.create_job({**LONG, "max_steps": 60})  # enough steps that the stop lands before the end
     run_until(manager, job_id, 4)
     stopped = manager.stop_job(job_id)
     assert stopped["status"] == "stopped", manager.get_log(job_id)
@@ -144,7 +144,7 @@ def test_a_stopped_then_resumed_job_appends_and_never_rewrites(served: tuple[Job
     after = found[len(first):]
     assert types(after)[:3] == ["resumed", "queued", "started"]
     assert after[0]["data"] == {"checkpoint": f"checkpoint-{step}", "step": step}
-    assert [e["data"]["step"] for e in after if e["type"] == "checkpoint"] == list(range(step + 3, 13, 3))
+    assert [e["data"]["step"] for e in after if e["type"] == "checkpoint"] == list(range(step + 3, 61, 3))
     assert types(after)[-1] == "completed"
 
 
@@ -176,3 +176,22 @@ def test_two_processes_append_whole_lines_and_ids_follow_the_lines(tmp_path: Pat
     assert [e["id"] for e in found] == [f"evt_{n}" for n in range(1, 601)]
     for writer in "ab":  # each writer's own events keep their order
         assert [e["data"]["i"] for e in found if e["data"]["writer"] == writer] == list(range(300))
+
+
+def test_a_job_the_dead_server_left_running_ends_with_an_event_at_restart(tmp_path: Path,
+                                                                         monkeypatch: pytest.MonkeyPatch) -> None:
+    from sft_ui.manager import INTERRUPTED
+
+    monkeypatch.setenv("SFT_UI_SPARE_WORKER", "0")
+    first = JobManager(data_dir=tmp_path / "data").start()
+    job_id = first.create_job(DONE)
+    first.store.update_job(job_id, {"status": "running", "started_at": "2026-01-01T00:00:00Z",
+                                    "worker_pid": 999_999_999})
+    second = JobManager(data_dir=tmp_path / "data").start()  # a server started on the same data dir after a crash
+    try:
+        found, more = second.get_events(job_id)
+        assert not more and types(found) == ["created", "failed"]
+        assert found[-1]["level"] == "error" and found[-1]["data"]["error"] == INTERRUPTED
+    finally:
+        second.shutdown()
+        first.shutdown()

@@ -11,7 +11,7 @@ from sft_ui.escaping import escape
 from sft_ui.manager import JobManager, NotFoundError
 
 MAX_SHOWN = 300  # the newest events shown; all of them stay readable through REST and the raw log
-ICONS = {"info": "ℹ️", "warning": "⚠️", "error": "⛔"}
+ICONS = {"info": "ℹ", "warning": "⚠", "error": "✖"}  # text glyphs: a machine without an emoji font has them
 
 
 class EventsTrail:

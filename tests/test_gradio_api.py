@@ -60,8 +60,10 @@ def test_view_api_lists_exactly_the_named_endpoints(gradio: Client) -> None:
     assert params["/get_metrics"] == ["job_id", "since", "max_points"]
     assert params["/save_config"] == ["name", "config"]
     assert params["/list_configs"] == []
-    assert params["/generate"] == ["job_id", "prompt", "max_new_tokens", "temperature", "top_p", "input"]
-    assert params["/resume_job"] == ["job_id"]
+    assert params["/generate"] == ["job_id", "prompt", "max_new_tokens", "temperature", "top_p", "input",
+                                   "checkpoint"]  # checkpoint: optional, last (issue 17)
+    assert params["/resume_job"] == ["job_id", "checkpoint"]
+    assert params["/list_checkpoints"] == ["job_id"]
     assert {"/generate", "/resume_job"} <= set(info["named_endpoints"])
 
 

@@ -502,7 +502,6 @@ class JobManager:
     def _follow(self, run: supervisor.Run) -> dict[str, Any]:
         spare = self.spare.take(run.job_dir) if self.spare is not None and run.processes == 1 else None
         run.process = spare or supervisor.start_worker(run.job_dir, self.data_dir, self.cache_dir)
-        events.started(run.job_dir, run.process.pid, spare is not None)
         try:  # the pid only helps a restart end an orphan: a full disk must not leave the worker unwatched
             self.store.update_job(run.job_id, {"worker_pid": run.process.pid})
         except StoreWriteError as exc:

@@ -207,6 +207,10 @@ def main(argv: list[str] | None = None) -> int:
     job_dir = wait_for_job(args.cache_dir) if args.spare else args.job_dir
     if job_dir is None:
         return 0 if args.spare else 2
+    from sft_ui.worker import launch
+
+    if launch.rank() is None:  # the job's own process, not a rank launched below it
+        events.started(job_dir, os.getpid(), args.spare)  # here, not in the server: before this process's events
     return run_job(job_dir, args.data_root, args.cache_dir)
 
 

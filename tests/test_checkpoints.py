@@ -203,3 +203,30 @@ def test_gradio_lists_checkpoints_and_answers_from_one(finished: Finished) -> No
                 gradio.predict(job_id, "checkpoint-9", api_name="/resume_job")
         finally:
             gradio.close()
+
+
+def test_push_of_a_checkpoint_uploads_its_adapter_without_optimizer_state(
+        finished: Finished, monkeypatch: pytest.MonkeyPatch) -> None:
+    import huggingface_hub
+
+    manager, records = finished
+    record = records["kept2"]
+    commits: list[dict[str, Any]] = []
+    monkeypatch.setattr(huggingface_hub.HfApi, "create_repo", lambda self, repo_id, **_: f"https://hf.co/{repo_id}")
+    monkeypatch.setattr(huggingface_hub.HfApi, "create_commit", lambda self, repo_id, operations, **_: commits.append(
+        {op.path_in_repo: op.path_or_fileobj for op in operations}))
+    monkeypatch.setenv("HF_TOKEN", "hf_not_a_real_token")
+    client = rest_client(manager)
+    url = f"/api/sft/jobs/{record['job_id']}/push"
+    answer = client.post(url, json={"repo_id": "me/step-9", "checkpoint": "checkpoint-9"})
+    assert answer.status_code == 200, answer.text
+    folder = Path(record["job_dir"]) / jobdir.CHECKPOINTS / "checkpoint-9"
+    assert commits[0]["adapter_model.safetensors"] == str(folder / "adapter_model.safetensors")
+    assert not {"optimizer.pt", "scheduler.pt", "training_args.bin"} & set(commits[0])
+    assert (folder / "optimizer.pt").is_file()  # there, but not pushed
+    merged = client.post(f"/api/sft/jobs/{record['job_id']}/merge", json={"checkpoint": "checkpoint-9"})
+    assert merged.status_code == 200, merged.text
+    answer = client.post(url, json={"repo_id": "me/step-9", "checkpoint": "checkpoint-9", "merged": True})
+    assert answer.status_code == 200, answer.text
+    assert commits[1]["config.json"] == str(Path(record["job_dir"]) / "merged-checkpoint-9" / "config.json")
+    error(client.post(url, json={"repo_id": "me/x", "checkpoint": "checkpoint-999"}), 404, "checkpoint")

@@ -61,3 +61,8 @@ CSS += """
 #job-events time { font-variant-numeric: tabular-nums; color: var(--body-text-color-subdued); white-space: nowrap; }
 #job-events .sft-ev-msg { white-space: pre-wrap; overflow-wrap: anywhere; min-width: 0; }
 """
+CSS += """
+/* Jobs: the selected job's checkpoints (checkpoints_view.py), compact like the steps table. */
+#checkpoints-table { width: 100%; font-size: 0.85em; border-collapse: collapse; }
+#checkpoints-table th, #checkpoints-table td { text-align: right; padding: 2px 6px; white-space: nowrap; }
+"""

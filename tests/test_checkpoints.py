@@ -129,12 +129,13 @@ def test_playground_answers_from_a_checkpoint_as_that_folder_loaded_with_peft(fi
     assert picked.json()["checkpoint"] == "checkpoint-9"
     folder = str(Path(record["job_dir"]) / jobdir.CHECKPOINTS / "checkpoint-9")
     tokenizer = AutoTokenizer.from_pretrained(folder)
-    base = data.load_model(record["config"]["base_model"], manager.store_root(), manager.cache_dir,
-                           dtype=torch.float32)
-    model = PeftModel.from_pretrained(base, folder).eval()
+    cuda = torch.cuda.is_available()  # the playground's device and dtype
+    dtype = (torch.bfloat16 if torch.cuda.is_bf16_supported() else torch.float16) if cuda else torch.float32
+    base = data.load_model(record["config"]["base_model"], manager.store_root(), manager.cache_dir, dtype=dtype)
+    model = PeftModel.from_pretrained(base, folder).to("cuda" if cuda else "cpu").eval()
     _, ids = format_prompt(picked.json()["prompt_style"], tokenizer, PROMPT, "")
     with torch.inference_mode():
-        out = model.generate(input_ids=torch.tensor([ids]), max_new_tokens=12, do_sample=False,
+        out = model.generate(input_ids=torch.tensor([ids], device=model.device), max_new_tokens=12, do_sample=False,
                              pad_token_id=tokenizer.pad_token_id or tokenizer.eos_token_id)
     assert picked.json()["tuned"] == tokenizer.decode(out[0, len(ids):], skip_special_tokens=True)
     final = client.post(f"/api/sft/jobs/{record['job_id']}/generate", json=body).json()

@@ -109,6 +109,26 @@ def test_a_completed_job_tells_every_step_in_order_and_pages_by_cursor(served: t
     error(client.get("/api/sft/jobs/nope/events"), 404, "nope")
 
 
+def test_warnings_are_events_of_their_own(served: tuple[JobManager, TestClient]) -> None:
+    manager, client = served
+    job_id = manager.create_job({"max_steps": 2, "batch_size": 4, "max_seq_length": 32,
+                                 "use_liger_kernel": True})
+    manager.start_job(job_id)
+    record = wait_for(manager, job_id, ENDED, timeout=180)
+    assert record["status"] == "completed", manager.get_log(job_id)
+    found = all_events(client, job_id)
+    warnings = [e["message"] for e in found if e["level"] == "warning"]
+    assert all(e["type"] == "warning" for e in found if e["level"] == "warning")
+    assert any(m.startswith("use_liger_kernel: ") for m in warnings), warnings
+    assert any(m.startswith("Data: ") and "dropped or truncated" in m for m in warnings), warnings
+    rows = record["result"]["rows"]
+    [data] = [e for e in found if e["type"] == "data"]
+    dropped = sum(rows["dropped"].values())
+    assert rows["truncated"] > 0 and data["data"]["rows"] == rows
+    assert data["message"] == (f"Data: {rows['used']} rows used of {rows['read']} read, {dropped} dropped, "
+                               f"{rows['truncated']} truncated")
+
+
 def test_a_failed_job_ends_with_an_error_event_naming_the_cause(served: tuple[JobManager, TestClient]) -> None:
     manager, client = served
     job_id = manager.create_job({**DONE, "dataset_name": "missing.jsonl"})

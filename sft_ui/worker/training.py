@@ -308,8 +308,10 @@ def report_rows(reporter: Reporter, shape: dict[str, Any]) -> None:
     """The data's row counts as an event, and each of its warnings (rows dropped or truncated) as one."""
     rows = shape.get("rows") or {}
     if rows:
-        reporter.event("data", f"Data: {rows.get('used')} rows used of {rows.get('read')} read, "
-                       f"{rows.get('dropped') or 0} dropped, {rows.get('truncated') or 0} truncated", rows=rows)
+        dropped = rows.get("dropped") or {}  # {reason: count}
+        count = sum(dropped.values()) if isinstance(dropped, dict) else dropped
+        reporter.event("data", f"Data: {rows.get('used')} rows used of {rows.get('read')} read, {count} dropped, "
+                       f"{rows.get('truncated') or 0} truncated", rows=rows)
     for text in shape.get("warnings", []):
         reporter.event("warning", f"Data: {text}", "warning")
 

@@ -77,3 +77,26 @@ def test_the_timeline_shows_the_newest_first_with_time_level_and_escaped_message
     assert '<li class="sft-ev-error"' in html and 'data-level="info" data-type="x"' in html  # unknown: info
     assert f">{escape('09:53:29')}</time>" in html
     assert timeline_html([]) == '<p id="job-events" class="sft-none">No events yet.</p>'
+
+
+def test_the_timeline_keeps_the_newest_and_says_how_many_it_left_out(tmp_path: Path) -> None:
+    import gradio as gr
+
+    from sft_ui.web.ui import job_events
+
+    class Manager:
+        """Only what the trail reads: get_events."""
+
+        def get_events(self, job_id: str, after: str | None, limit: int) -> tuple[list[dict], bool]:
+            return events.read(tmp_path, after, limit)
+
+    _write(tmp_path, "a", job_events.MAX_SHOWN + 5)
+    trail = job_events.EventsTrail()
+    html = job_events.timeline_update(Manager(), "job", trail)  # type: ignore[arg-type]
+    assert len(trail.events) == job_events.MAX_SHOWN and trail.events[0]["message"] == "a 5"
+    assert trail.hidden == 5 and "5 older events are left out here" in html
+    assert job_events.timeline_update(Manager(), "job", trail) == gr.skip()  # nothing new  # type: ignore
+    events.append(tmp_path, "tick", "new one")
+    html = job_events.timeline_update(Manager(), "job", trail)  # type: ignore[arg-type]
+    assert trail.events[-1]["message"] == "new one" and trail.hidden == 6 and "6 older" in html
+

@@ -19,6 +19,7 @@ class EventsTrail:
 
     def __init__(self) -> None:
         self.events: list[dict[str, Any]] = []
+        self.hidden = 0  # the older events left out of the page (MAX_SHOWN)
         self.sent: str | None = None
 
     def after(self) -> str | None:
@@ -27,7 +28,7 @@ class EventsTrail:
 
     def read(self, manager: JobManager, job_id: str) -> bool:
         """Append the job's new events; True when there were any."""
-        more, before = True, len(self.events)
+        more, before = True, self.after()
         while more:
             try:
                 page, more = manager.get_events(job_id, self.after(), events.MAX_LIMIT)
@@ -35,8 +36,9 @@ class EventsTrail:
                 return False
             self.events += page
             more = more and bool(page)
+        self.hidden += max(0, len(self.events) - MAX_SHOWN)
         del self.events[:-MAX_SHOWN]
-        return len(self.events) != before or self.sent is None
+        return self.after() != before or self.sent is None
 
 
 def _time(created_at: Any) -> str:
@@ -45,8 +47,9 @@ def _time(created_at: Any) -> str:
     return text[11:19] if len(text) >= 19 and text[10] == "T" else text
 
 
-def timeline_html(found: list[dict[str, Any]]) -> str:
-    """The events as a list, newest first: time (the full ISO time in its title), level icon, message (escaped)."""
+def timeline_html(found: list[dict[str, Any]], hidden: int = 0) -> str:
+    """The events as a list, newest first: time (the full ISO time in its title), level icon, message (escaped);
+    then how many older ones are left out."""
     if not found:
         return '<p id="job-events" class="sft-none">No events yet.</p>'
     items = []
@@ -59,14 +62,16 @@ def timeline_html(found: list[dict[str, Any]]) -> str:
             f'{escape(_time(event.get("created_at")))}</time><span class="sft-ev-icon" role="img" '
             f'aria-label="{level}">{ICONS[level]}</span><span class="sft-ev-msg">{escape(str(event.get("message")))}'
             "</span></li>")
-    return f'<ol id="job-events" aria-label="Events, newest first">{"".join(items)}</ol>'
+    more = (f'<p class="sft-none">{hidden} older events are left out here; GET /api/sft/jobs/{{id}}/events has '
+            "all of them.</p>") if hidden else ""
+    return f'<ol id="job-events" aria-label="Events, newest first">{"".join(items)}</ol>{more}'
 
 
 def timeline_update(manager: JobManager, job_id: str, trail: EventsTrail) -> Any:
     """The timeline's new HTML when events came since the last update, else gr.skip()."""
     if not trail.read(manager, job_id):
         return gr.skip()
-    html = timeline_html(trail.events)
+    html = timeline_html(trail.events, trail.hidden)
     if html == trail.sent:
         return gr.skip()
     trail.sent = html

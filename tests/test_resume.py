@@ -124,3 +124,17 @@ def test_a_resume_the_disk_refuses_leaves_the_job_and_its_files_as_they_were(qui
     assert len(jobdir.read_metrics(job_dir / jobdir.METRICS)) == 8
     assert (job_dir / jobdir.RESULT).exists()
     assert not (job_dir / jobdir.RESUME).exists()
+
+
+def test_a_job_stopped_at_its_last_step_resumes_without_training_past_it(manager: JobManager) -> None:
+    job_id = manager.create_job({"max_steps": 12, "save_steps": 4, "eval_max_rows": 0})
+    manager.start_job(job_id)
+    wait_for(manager, job_id, ("completed",))
+    # A stop that arrives during the last step ends the job stopped, with its last checkpoint at max_steps.
+    manager.store.update_job(job_id, {"status": "stopped"})
+    manager.resume_job(job_id)
+    record = wait_for(manager, job_id, ("completed",))
+    assert record["progress"]["step"] == 12
+    assert steps_of(manager, job_id)[-1] == 12
+    assert record["result"]["steps"] == 12
+    assert not (Path(record["job_dir"]) / jobdir.CHECKPOINTS / "checkpoint-13").exists()

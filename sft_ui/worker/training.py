@@ -271,7 +271,10 @@ def run(config: SFTConfig, job_dir: Path, data_root: Path, cache_dir: Path, repo
             trainer.eval_dataset = truncate_rows(trainer.eval_dataset, max_length)
     if resume_from is not None:
         print(f"[sft-ui] resuming from {resume_from.name}", flush=True)
-    output = trainer.train(resume_from_checkpoint=str(resume_from) if resume_from is not None else None)
+    if resume_from is not None and finished_at(resume_from, trainer.args.max_steps):
+        output = load_finished(trainer, resume_from)
+    else:
+        output = trainer.train(resume_from_checkpoint=str(resume_from) if resume_from is not None else None)
     stopped = reporter.should_stop()
 
     reporter.phase("saving")
@@ -314,6 +317,25 @@ def report_rows(reporter: Reporter, shape: dict[str, Any]) -> None:
                        f"{rows.get('truncated') or 0} truncated", rows=rows)
     for text in shape.get("warnings", []):
         reporter.event("warning", f"Data: {text}", "warning")
+
+
+def finished_at(checkpoint: Path, max_steps: int) -> bool:
+    """Whether `checkpoint` was saved at the run's last step (a job stopped during it)."""
+    step = checkpoint.name.removeprefix("checkpoint-")
+    return max_steps > 0 and step.isdigit() and int(step) >= max_steps
+
+
+def load_finished(trainer: Any, checkpoint: Path) -> Any:
+    """The checkpoint's weights and state, untrained further: resumed at max_steps, transformers' loop would still
+    train one step past it (a 12-step job ended at step 13)."""
+    from transformers import TrainerState
+    from transformers.trainer_utils import TrainOutput
+
+    trainer._load_from_checkpoint(str(checkpoint))
+    trainer.state = TrainerState.load_from_json(str(checkpoint / "trainer_state.json"))
+    losses = [log["loss"] for log in trainer.state.log_history if "loss" in log]
+    print(f"[sft-ui] {checkpoint.name} is the last step: nothing left to train", flush=True)
+    return TrainOutput(trainer.state.global_step, losses[-1] if losses else float("nan"), {"train_runtime": 0.0})
 
 
 def builtin_held_out(config: SFTConfig, data_root: Path, tokenizer: Any) -> Any:

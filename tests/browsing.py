@@ -1,10 +1,33 @@
 """Browser steps shared by the UI tests."""
 from __future__ import annotations
 
+import contextlib
 import time
+from collections.abc import Iterator
+from pathlib import Path
 
+from playwright.sync_api import Browser, Page, expect
 from playwright.sync_api import Error as PlaywrightError
-from playwright.sync_api import Page, expect
+
+from tests.test_ui_browser import screenshots_on_failure
+
+
+@contextlib.contextmanager
+def opened(browser: Browser, viewport: dict[str, int], folder: Path, url: str | None = None) -> Iterator[Page]:
+    """A page of its own at `viewport` (on `url` when given); screenshots of each tab into `folder` when the block
+    fails."""
+    context = browser.new_context(viewport=viewport)
+    page = context.new_page()
+    page.set_default_timeout(30_000)
+    expect.set_options(timeout=20_000)  # a page load on a busy 2-core machine can take more than expect's 5 s
+    try:
+        with screenshots_on_failure(page, folder):
+            if url is not None:
+                page.goto(url)
+            yield page
+    finally:
+        expect.set_options(timeout=5_000)
+        context.close()
 
 
 def open_tab(page: Page, name: str, within_s: float = 30.0) -> None:

@@ -3,7 +3,6 @@ picker that the zip uses, and the Playground answering from a picked checkpoint.
 
 from __future__ import annotations
 
-import contextlib
 import re
 import zipfile
 from collections.abc import Iterator
@@ -17,10 +16,10 @@ from playwright.sync_api import Browser, Page, expect
 from sft_ui import artifacts, jobdir
 from sft_ui.manager import JobManager
 from sft_ui.status import ENDED
-from tests.browsing import open_tab
+from tests.browsing import open_tab, opened
 from tests.helpers import wait_for
 from tests.servers import live_server
-from tests.test_ui_browser import choose, screenshots_on_failure
+from tests.test_ui_browser import choose
 
 DESKTOP = {"width": 1440, "height": 900}
 PHONE = {"width": 390, "height": 844}
@@ -49,20 +48,6 @@ def served(tmp_path_factory: pytest.TempPathFactory, builtin_cache: Path) -> Ite
     manager.shutdown()
 
 
-@contextlib.contextmanager
-def opened(browser: Browser, viewport: dict[str, int], url: str, folder: Path) -> Iterator[Page]:
-    """A page of its own at `viewport` on `url`; screenshots of each tab when the block fails."""
-    context = browser.new_context(viewport=viewport)
-    page = context.new_page()
-    page.set_default_timeout(30_000)
-    try:
-        with screenshots_on_failure(page, folder):
-            page.goto(url)
-            yield page
-    finally:
-        context.close()
-
-
 def shown_rows(page: Page) -> list[list[str]]:
     """The checkpoints table's cells, row by row."""
     return [[cell.strip() for cell in row.locator("td").all_inner_texts()]
@@ -80,7 +65,7 @@ def expected_rows(served: Served) -> list[list[str]]:
 def test_the_jobs_tab_lists_checkpoints_as_rest_and_zips_the_picked_one(served: Served, browser: Browser,
                                                                          tmp_path: Path,
                                                                          viewport: dict[str, int]) -> None:
-    with opened(browser, viewport, f"{served.url}?tab=jobs&job={served.job_id}", tmp_path) as page:
+    with opened(browser, viewport, tmp_path, f"{served.url}?tab=jobs&job={served.job_id}") as page:
         expect(page.locator("#job-summary")).to_contain_text(served.job_id)
         page.locator("#job-checkpoints").get_by_text("Checkpoints").first.click()
         expect(page.locator("#checkpoints-table tbody tr")).to_have_count(2)
@@ -105,7 +90,7 @@ def test_the_playground_answers_from_the_picked_checkpoint_as_rest(served: Serve
     body = {"prompt": PROMPT, "max_new_tokens": 16, "checkpoint": "checkpoint-9"}
     rest = served.api.post(f"/jobs/{served.job_id}/generate", json=body)
     assert rest.status_code == 200, rest.text
-    with opened(browser, DESKTOP, served.url, tmp_path) as page:
+    with opened(browser, DESKTOP, tmp_path, served.url) as page:
         open_tab(page, "Playground")
         expect(page.locator("#pg-tuned-name")).to_contain_text(served.job_id)
         choose(page, "pg-checkpoint", "checkpoint-9 (step 9")

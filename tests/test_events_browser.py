@@ -19,9 +19,9 @@ from playwright.sync_api import Browser, Page, expect
 from sft_ui.builtin import builtin_model_path
 from sft_ui.manager import JobManager
 from sft_ui.status import ENDED
+from tests.browsing import opened
 from tests.helpers import LONG, wait_for
 from tests.servers import live_server
-from tests.test_ui_browser import screenshots_on_failure
 
 DESKTOP = {"width": 1440, "height": 900}
 PHONE = {"width": 390, "height": 844}
@@ -58,21 +58,6 @@ def served(tmp_path_factory: pytest.TempPathFactory, builtin_cache: Path) -> Ite
     assert wait_for(manager, failed, ENDED, timeout=300)["status"] == "failed"
     with live_server(manager) as url:
         yield Served(url, manager, done, failed)
-
-
-@contextlib.contextmanager
-def opened(browser: Browser, viewport: dict[str, int], folder: Path) -> Iterator[Page]:
-    """A page of its own at `viewport`; screenshots of each tab when the block fails."""
-    context = browser.new_context(viewport=viewport)
-    page = context.new_page()
-    page.set_default_timeout(30_000)
-    expect.set_options(timeout=20_000)  # a page load on a busy 2-core machine can take more than expect's 5 s
-    try:
-        with screenshots_on_failure(page, folder):
-            yield page
-    finally:
-        expect.set_options(timeout=5_000)
-        context.close()
 
 
 def shown(page: Page, count: int) -> list[dict[str, str]]:

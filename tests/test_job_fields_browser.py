@@ -10,8 +10,9 @@ import pytest
 from playwright.sync_api import Browser, expect
 
 from sft_ui.manager import JobManager
+from tests.browsing import opened
 from tests.servers import live_server
-from tests.test_jobs_view_browser import DESKTOP, PHONE, opened
+from tests.test_jobs_view_browser import DESKTOP, PHONE
 
 METADATA = {"team": "<b>nlp</b>", "ticket": "T-12 & co"}
 

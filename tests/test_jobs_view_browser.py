@@ -3,7 +3,6 @@ actions per status, one step everywhere, the metrics table, the failure card; ea
 
 from __future__ import annotations
 
-import contextlib
 import re
 from collections.abc import Iterator
 from dataclasses import dataclass
@@ -18,10 +17,10 @@ from sft_ui import artifacts, jobdir, resume
 from sft_ui.builtin import builtin_model_path
 from sft_ui.manager import JobManager
 from sft_ui.status import ENDED
-from tests.browsing import open_tab
+from tests.browsing import open_tab, opened
 from tests.helpers import LONG, wait_for
 from tests.servers import live_server
-from tests.test_ui_browser import TRAIN_TIMEOUT, job_row, screenshots_on_failure
+from tests.test_ui_browser import TRAIN_TIMEOUT, job_row
 
 DESKTOP = {"width": 1440, "height": 900}
 PHONE = {"width": 390, "height": 844}
@@ -66,21 +65,6 @@ def served(tmp_path_factory: pytest.TempPathFactory, builtin_cache: Path) -> Ite
     assert record["status"] == "completed", (record["error"], manager.get_log(done)[-2000:])
     with live_server(manager) as url:
         yield Served(url, manager, done, failed, long)
-
-
-@contextlib.contextmanager
-def opened(browser: Browser, viewport: dict[str, int], folder: Path) -> Iterator[Page]:
-    """A page of its own at `viewport`; screenshots of each tab when the block fails."""
-    context = browser.new_context(viewport=viewport)
-    page = context.new_page()
-    page.set_default_timeout(30_000)
-    expect.set_options(timeout=20_000)  # a page load on a busy 2-core machine can take more than expect's 5 s
-    try:
-        with screenshots_on_failure(page, folder):
-            yield page
-    finally:
-        expect.set_options(timeout=5_000)
-        context.close()
 
 
 def shown_step(page: Page) -> int:

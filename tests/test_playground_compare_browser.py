@@ -5,7 +5,6 @@ names the server's memory and frees the playground's models."""
 
 from __future__ import annotations
 
-import contextlib
 import json
 from collections.abc import Iterator
 from dataclasses import dataclass
@@ -19,10 +18,10 @@ from playwright.sync_api import Browser, Page, expect
 from sft_ui import jobdir
 from sft_ui.builtin import builtin_model_path, builtin_rows
 from sft_ui.manager import JobManager
-from tests.browsing import open_tab
+from tests.browsing import open_tab, opened
 from tests.helpers import fake_trained_job
 from tests.servers import live_server
-from tests.test_ui_browser import choose, screenshots_on_failure
+from tests.test_ui_browser import choose
 
 DESKTOP = {"width": 1440, "height": 900}
 PHONE = {"width": 390, "height": 844}
@@ -63,20 +62,6 @@ def served(tmp_path_factory: pytest.TempPathFactory, builtin_cache: Path) -> Ite
         yield Served(url, api, alpha, beta)
 
 
-@contextlib.contextmanager
-def opened(browser: Browser, viewport: dict[str, int], url: str, folder: Path) -> Iterator[Page]:
-    """A page of its own at `viewport` on `url`; screenshots of each tab when the block fails."""
-    context = browser.new_context(viewport=viewport)
-    page = context.new_page()
-    page.set_default_timeout(30_000)
-    try:
-        with screenshots_on_failure(page, folder):
-            page.goto(url)
-            yield page
-    finally:
-        context.close()
-
-
 def fits(page: Page, selector: str) -> None:
     """The element ends inside the window, and the page is no wider than the window."""
     box = page.locator(selector).bounding_box()
@@ -97,7 +82,7 @@ def test_the_playground_picks_the_job_that_finished_last_and_fills_prompts_from_
     jobs = served.api.get("/jobs").json()["jobs"]
     expected = newest_finished(jobs)
     assert expected["job_id"] == served.alpha and jobs[0]["job_id"] not in (served.alpha, served.beta)
-    with opened(browser, DESKTOP, served.url, tmp_path) as page:
+    with opened(browser, DESKTOP, tmp_path, served.url) as page:
         open_tab(page, "Playground")
         expect(page.locator("#pg-job input")).to_have_value(f"{LONG_NAME} · {served.alpha}")
         expect(page.locator("#pg-base-name")).to_contain_text(expected["config"]["base_model"])
@@ -132,7 +117,7 @@ def test_the_playground_picks_the_job_that_finished_last_and_fills_prompts_from_
 def test_compare_lists_final_losses_and_the_settings_that_differ(served: Served, browser: Browser,
                                                                  viewport: dict[str, int], tmp_path: Path) -> None:
     records = {j: served.api.get(f"/jobs/{j}").json() for j in (served.alpha, served.beta)}
-    with opened(browser, viewport, served.url, tmp_path) as page:
+    with opened(browser, viewport, tmp_path, served.url) as page:
         open_tab(page, "Compare")
         for job_id in (served.alpha, served.beta):
             choose(page, "compare-pick", job_id)
@@ -168,7 +153,7 @@ def test_the_resources_panel_names_the_servers_memory_and_frees_the_playgrounds_
         served: Served, browser: Browser, viewport: dict[str, int], tmp_path: Path) -> None:
     answer = served.api.post(f"/jobs/{served.beta}/generate", json={"prompt": "Hi", "max_new_tokens": 2})
     assert answer.status_code == 200, answer.text
-    with opened(browser, viewport, served.url, tmp_path) as page:
+    with opened(browser, viewport, tmp_path, served.url) as page:
         open_tab(page, "Resources")
         cpu = page.locator("#res-cpu")
         expect(cpu).to_contain_text("%")

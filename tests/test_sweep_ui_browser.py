@@ -4,7 +4,6 @@ marked; the Jobs tab's eval loss series, Evaluation block and samples table of a
 
 from __future__ import annotations
 
-import contextlib
 import re
 from collections.abc import Iterator
 from dataclasses import dataclass
@@ -19,10 +18,9 @@ from sft_ui.builtin import builtin_model_path
 from sft_ui.manager import JobManager
 from sft_ui.status import ENDED
 from sft_ui.web.ui import eval_views
-from tests.browsing import open_tab
+from tests.browsing import open_tab, opened
 from tests.helpers import wait_for
 from tests.servers import live_server
-from tests.test_ui_browser import screenshots_on_failure
 
 DESKTOP = {"width": 1440, "height": 900}
 PHONE = {"width": 390, "height": 844}
@@ -58,22 +56,6 @@ def served(tmp_path_factory: pytest.TempPathFactory, builtin_cache: Path) -> Ite
         yield Served(url, api, sweep["sweep_id"])
 
 
-@contextlib.contextmanager
-def opened(browser: Browser, viewport: dict[str, int], url: str, folder: Path) -> Iterator[Page]:
-    """A page of its own at `viewport` on `url`; screenshots of each tab when the block fails."""
-    context = browser.new_context(viewport=viewport)
-    page = context.new_page()
-    page.set_default_timeout(30_000)
-    expect.set_options(timeout=30_000)  # a busy 2-core machine: a page load alone can pass expect's 5 s
-    try:
-        with screenshots_on_failure(page, folder):
-            page.goto(url)
-            yield page
-    finally:
-        expect.set_options(timeout=5_000)
-        context.close()
-
-
 def no_horizontal_overflow(page: Page) -> None:
     """The page is no wider than the window."""
     width, window = page.evaluate("[document.documentElement.scrollWidth, document.documentElement.clientWidth]")
@@ -103,7 +85,7 @@ def sweep_ids(served: Served) -> set[str]:
 def test_a_2x2_sweep_started_from_the_form_queues_four_jobs_of_one_sweep(served: Served, browser: Browser,
                                                                         tmp_path: Path) -> None:
     before, jobs_before = sweep_ids(served), len(served.get("/jobs")["jobs"])
-    with opened(browser, DESKTOP, served.url, tmp_path) as page:
+    with opened(browser, DESKTOP, tmp_path, served.url) as page:
         fill_form(page)
         start = page.locator("#start-btn")
         expect(start).to_have_text("Start training")
@@ -141,7 +123,7 @@ def test_a_2x2_sweep_started_from_the_form_queues_four_jobs_of_one_sweep(served:
 def test_on_a_phone_the_sweep_control_counts_the_jobs_and_fits(served: Served, browser: Browser,
                                                                tmp_path: Path) -> None:
     before = sweep_ids(served)
-    with opened(browser, PHONE, served.url, tmp_path) as page:
+    with opened(browser, PHONE, tmp_path, served.url) as page:
         fill_form(page)
         sweep_row(page, 0, "LoRA rank", "4, 8, 16")
         sweep_row(page, 1, "LR scheduler type", "linear, fast")
@@ -161,7 +143,7 @@ def test_compare_ranks_the_sweep_as_rest_does_with_the_best_marked(served: Serve
     assert sweep["best_job_id"] and all(j["status"] == "completed" for j in sweep["jobs"])
     # lr 1e-3 learns faster than 1e-4 in 8 steps: the ranking is not the queue order, so the order below is its own
     assert [j["job_id"] for j in sweep["jobs"]] != sweep["job_ids"]
-    with opened(browser, viewport, served.url, tmp_path) as page:
+    with opened(browser, viewport, tmp_path, served.url) as page:
         open_tab(page, "Compare")
         page.locator("#compare-sweep input").click()
         page.get_by_role("option").filter(has_text=served.sweep_id).click()
@@ -195,7 +177,7 @@ def test_the_jobs_tab_shows_the_eval_series_the_evaluation_and_the_samples(serve
     samples = served.get(f"/jobs/{job_id}/samples")["samples"]
     evals = [p for p in points if "eval_loss" in p]
     assert evals and samples
-    with opened(browser, viewport, f"{served.url}?tab=jobs&job={job_id}", tmp_path) as page:
+    with opened(browser, viewport, tmp_path, f"{served.url}?tab=jobs&job={job_id}") as page:
         expect(page.locator("#job-summary")).to_contain_text(job_id)
         plot = page.locator("#loss-plot")
         expect(plot).to_contain_text("eval loss")  # the legend names the second series

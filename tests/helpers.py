@@ -17,6 +17,7 @@ from fastapi.testclient import TestClient
 
 from sft_ui import builtin, jobdir
 from sft_ui.manager import JobManager
+from sft_ui.status import ACTIVE
 
 LONG = {"max_steps": 100_000, "logging_steps": 1}  # a job that trains until it is stopped
 
@@ -54,6 +55,16 @@ def wait_for(manager: JobManager, job_id: str, statuses: tuple[str, ...], timeou
         time.sleep(0.2)
     pytest.fail(f"job {job_id} did not reach {statuses} in {timeout}s: {manager.get_job_status(job_id)}\n"
                 f"log:\n{manager.get_log(job_id)}")
+
+
+def run_until(manager: JobManager, job_id: str, step: int, timeout: float = 120.0) -> None:
+    """Start the job and wait until it has trained past `step` (while it stays pending or running)."""
+    manager.start_job(job_id)
+    deadline = time.monotonic() + timeout
+    while manager.get_job_status(job_id)["progress"]["step"] < step:
+        assert manager.get_job_status(job_id)["status"] in ACTIVE, manager.get_log(job_id)
+        assert time.monotonic() < deadline, manager.get_log(job_id)
+        time.sleep(0.05)
 
 
 def fake_trained_job(manager: JobManager, config: dict, model_from: str | Path) -> str:

@@ -5,7 +5,6 @@ from __future__ import annotations
 
 import multiprocessing
 import os
-import time
 from collections.abc import Iterator
 from pathlib import Path
 
@@ -14,8 +13,8 @@ from fastapi.testclient import TestClient
 
 from sft_ui import events, jobdir
 from sft_ui.manager import JobManager
-from sft_ui.status import ACTIVE, ENDED
-from tests.helpers import error, rest_client, wait_for
+from sft_ui.status import ENDED
+from tests.helpers import error, rest_client, run_until, wait_for
 
 SECRET = "hf_secret_xyz"
 DONE = {"max_steps": 6, "batch_size": 8, "logging_steps": 1, "save_steps": 3, "eval_split": 0.2, "eval_steps": 3,
@@ -50,16 +49,6 @@ def all_events(client: TestClient, job_id: str) -> list[dict]:
     job_dir = Path(client.get(f"/api/sft/jobs/{job_id}").json()["job_dir"])
     assert SECRET not in (job_dir / jobdir.EVENTS).read_text(encoding="utf-8")
     return body["events"]
-
-
-def run_until(manager: JobManager, job_id: str, step: int) -> None:
-    """Start the job and wait until it has trained past `step`."""
-    manager.start_job(job_id)
-    deadline = time.monotonic() + 180
-    while manager.get_job_status(job_id)["progress"]["step"] < step:
-        assert manager.get_job_status(job_id)["status"] in ACTIVE, manager.get_log(job_id)
-        assert time.monotonic() < deadline, manager.get_log(job_id)
-        time.sleep(0.05)
 
 
 def test_a_completed_job_tells_every_step_in_order_and_pages_by_cursor(served: tuple[JobManager, TestClient]) -> None:
@@ -147,7 +136,7 @@ def test_a_failed_job_ends_with_an_error_event_naming_the_cause(served: tuple[Jo
 def test_a_stopped_then_resumed_job_appends_and_never_rewrites(served: tuple[JobManager, TestClient]) -> None:
     manager, client = served
     job_id = manager.create_job({**LONG, "max_steps": 60})  # enough steps that the stop lands before the end
-    run_until(manager, job_id, 4)
+    run_until(manager, job_id, 4, timeout=180)
     stopped = manager.stop_job(job_id)
     assert stopped["status"] == "stopped", manager.get_log(job_id)
     first = all_events(client, job_id)

@@ -12,7 +12,7 @@ import pytest
 from sft_ui import jobdir, resume
 from sft_ui.manager import JobManager, NotFoundError, StateError
 from sft_ui.status import ACTIVE, ENDED
-from tests.helpers import rest_client, wait_for
+from tests.helpers import rest_client, run_until, wait_for
 
 CHECKPOINTED = {"max_steps": 40, "save_steps": 10, "logging_steps": 1, "batch_size": 8}
 
@@ -20,16 +20,6 @@ CHECKPOINTED = {"max_steps": 40, "save_steps": 10, "logging_steps": 1, "batch_si
 def steps_of(manager: JobManager, job_id: str) -> list[int]:
     """The steps of the logged training-loss points, in file order."""
     return [p["step"] for p in manager.get_metrics(job_id) if "loss" in p]
-
-
-def run_until(manager: JobManager, job_id: str, step: int) -> None:
-    """Start the job and wait until it has trained past `step`."""
-    manager.start_job(job_id)
-    deadline = time.monotonic() + 120
-    while manager.get_job_status(job_id)["progress"]["step"] < step:
-        assert manager.get_job_status(job_id)["status"] in ACTIVE, manager.get_log(job_id)
-        assert time.monotonic() < deadline, manager.get_log(job_id)
-        time.sleep(0.05)
 
 
 def test_a_stopped_then_failed_job_resumes_from_its_last_checkpoints_and_completes(manager: JobManager) -> None:
